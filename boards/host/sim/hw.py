@@ -1,0 +1,288 @@
+"""The emulated reader's hardware, host side: the link server and the device models.
+
+One `Hardware` object is the world outside the MCU: chips on the UARTs and buses, the gate's
+pins, the display, the maintenance port. It survives reboots of the reader (a power cut also
+power-cycles the chips through `power_cycle()`). It has no clock of its own: every request from
+the reader carries the reader's virtual time in microseconds.
+"""
+
+import json
+import os
+import socket
+import struct
+import threading
+from collections import deque
+
+OP_HELLO = 1
+OP_UART_CONFIG = 2
+OP_UART_WRITE = 3
+OP_UART_READ = 4
+OP_I2C_WRITE = 5
+OP_I2C_READ = 6
+OP_SPI_XFER = 7
+OP_PIN_WRITE = 8
+OP_PIN_READ = 9
+OP_DISPLAY = 10
+OP_MAINT_READ = 11
+OP_EVENT = 12
+
+_REQ = struct.Struct("<BBHIQ")
+_REP = struct.Struct("<BBHIQ")
+
+
+class UartDevice:
+    """A chip on a UART. Bytes it sends cross the wire at the configured baud (10 bits per byte
+    for 8N1) and only become readable once fully received; subclasses call `send()` and
+    implement `receive(now_us, data)` and optionally `advance(now_us)`."""
+
+    def __init__(self, baud=115200):
+        self.baud = baud
+        self._out = deque()  # (ready_us, byte)
+        self._tx_free_us = 0
+
+    def byte_us(self):
+        return 10_000_000 / self.baud
+
+    def wire_us(self, n):
+        return n * 10_000_000 / self.baud
+
+    def configure(self, baud):
+        self.baud = baud
+
+    def send(self, now_us, data, delay_us=0):
+        """Queue `data` to start `delay_us` after `now_us` (after anything already queued)."""
+        t = max(now_us + delay_us, self._tx_free_us)
+        per = self.byte_us()
+        for b in data:
+            t += per
+            self._out.append((int(t), b))
+        self._tx_free_us = t
+
+    def flush_output(self):
+        self._out.clear()
+        self._tx_free_us = 0
+
+    def pending(self):
+        return len(self._out)
+
+    def advance(self, now_us):
+        """Let time-driven behaviour (finishing a command, a phone appearing) happen."""
+
+    def receive(self, now_us, data):
+        raise NotImplementedError
+
+    def read(self, now_us, maxlen):
+        self.advance(now_us)
+        out = bytearray()
+        q = self._out
+        while q and q[0][0] <= now_us and len(out) < maxlen:
+            out.append(q.popleft()[1])
+        waiting = sum(1 for t, _ in q if t <= now_us)
+        nxt = q[0][0] if q else 0
+        return bytes(out), waiting, nxt
+
+    def power_cycle(self):
+        self.flush_output()
+
+
+class BusDevice:
+    """A chip on I2C (by address) or SPI (by chip select)."""
+
+    def i2c_write(self, now_us, data):
+        return True  # acknowledged
+
+    def i2c_read(self, now_us, n):
+        return bytes(n), 0  # data, status (0 ok, 1 nack, 2 clock stretched too long)
+
+    def spi_xfer(self, now_us, data, cs_fresh):
+        return bytes(len(data))
+
+    def power_cycle(self):
+        pass
+
+
+class Hardware:
+    """Everything the reader's board is wired to. Thread-safe for the test/dashboard side."""
+
+    def __init__(self, pins):
+        self.pins = dict(pins)  # name -> id
+        self.names = {v: k for k, v in pins.items()}
+        self.levels = {}  # output pin name -> level, as driven by the reader
+        self.inputs = {}  # input pin name -> level, as set by the world (sensors)
+        self.pin_log = []  # (now_us, name, level) for tests and the dashboard
+        self.uarts = {}  # chan -> UartDevice
+        self.i2c = {}  # address -> BusDevice
+        self.spi = {}  # cs pin name -> BusDevice
+        self.display = ("", "")
+        self.display_log = []
+        self.maint = deque()
+        self.events = deque(maxlen=2000)
+        self.now_us = 0
+        self.hooks = []  # callables(now_us) run on every request (scenario scripts)
+        self.lock = threading.RLock()
+        self.boot = {}  # what the next HELLO answers
+        self._cs_fresh = {}
+
+    # -- world side --
+    def set_input(self, name, level):
+        with self.lock:
+            self.inputs[name] = level
+
+    def level(self, name):
+        with self.lock:
+            return self.levels.get(name, 0)
+
+    def maintenance(self, line):
+        with self.lock:
+            self.maint.append(line.encode())
+
+    def power_cycle(self):
+        with self.lock:
+            for d in list(self.uarts.values()) + list(self.i2c.values()) + list(self.spi.values()):
+                d.power_cycle()
+            self.levels.clear()
+
+    # -- reader side --
+    def handle(self, op, chan, arg, payload, now):
+        with self.lock:
+            self.now_us = now
+            for h in self.hooks:
+                h(now)
+            return self._dispatch(op, chan, arg, payload, now)
+
+    def _dispatch(self, op, chan, arg, payload, now):
+        if op == OP_HELLO:
+            return 0, 0, json.dumps(self.boot).encode(), 0
+        if op == OP_UART_CONFIG:
+            dev = self.uarts.get(chan)
+            if dev:
+                dev.configure(struct.unpack("<I", payload)[0])
+            return 0, 0, b"", 0
+        if op == OP_UART_WRITE:
+            dev = self.uarts.get(chan)
+            if dev:
+                dev.advance(now)
+                dev.receive(now, bytes(payload))
+            return 0, 0, b"", 0
+        if op == OP_UART_READ:
+            dev = self.uarts.get(chan)
+            if not dev:
+                return 0, 0, b"", 0
+            data, waiting, nxt = dev.read(now, arg)
+            return 0, min(waiting, 0xFFFF), data, nxt
+        if op == OP_I2C_WRITE:
+            dev = self.i2c.get(arg)
+            ok = dev.i2c_write(now, bytes(payload)) if dev else False
+            return 0, 0 if ok else 1, b"", 0
+        if op == OP_I2C_READ:
+            dev = self.i2c.get(arg)
+            if not dev:
+                return 0, 1, b"", 0
+            data, status = dev.i2c_read(now, arg_len(payload))
+            return 0, status, data, 0
+        if op == OP_SPI_XFER:
+            for cs, dev in self.spi.items():
+                if self.levels.get(cs, 1) == 0:
+                    fresh = self._cs_fresh.pop(cs, False)
+                    data = dev.spi_xfer(now, bytes(payload), fresh)
+                    return 0, 0, (data if arg & 0x100 else b""), 0
+            # nothing selected: the line floats high
+            return 0, 0, (b"\xff" * len(payload) if arg & 0x100 else b""), 0
+        if op == OP_PIN_WRITE:
+            name = self.names.get(chan, str(chan))
+            if name in self.spi and arg == 0 and self.levels.get(name, 1) == 1:
+                self._cs_fresh[name] = True
+            self.levels[name] = arg
+            self.pin_log.append((now, name, arg))
+            del self.pin_log[:-5000]
+            for d in self._pin_watchers.get(name, ()):
+                d(now, arg)
+            return 0, 0, b"", 0
+        if op == OP_PIN_READ:
+            name = self.names.get(chan, str(chan))
+            return 0, self.inputs.get(name, 0), b"", 0
+        if op == OP_DISPLAY:
+            zh, _, en = bytes(payload).decode().partition("\n")
+            self.display = (zh, en)
+            self.display_log.append((now, zh, en))
+            del self.display_log[:-1000]
+            return 0, 0, b"", 0
+        if op == OP_MAINT_READ:
+            return 0, 0, (self.maint.popleft() if self.maint else b""), 0
+        if op == OP_EVENT:
+            self.events.append((now, bytes(payload).decode()))
+            return 0, 0, b"", 0
+        return 22, 0, b"", 0  # EINVAL: unknown op
+
+    _pin_watchers = {}
+
+    def watch_pin(self, name, fn):
+        """Call fn(now_us, level) when the reader drives `name` (e.g. the PN532 reset line)."""
+        self._pin_watchers = dict(self._pin_watchers)
+        self._pin_watchers.setdefault(name, []).append(fn)
+
+
+def arg_len(payload):
+    return struct.unpack("<I", payload)[0] if len(payload) == 4 else 0
+
+
+class LinkServer:
+    """Serves one reader connection at a time on a Unix socket (one per boot)."""
+
+    def __init__(self, hw, path):
+        self.hw = hw
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        self._sock.listen(4)
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self._stop = True
+        try:
+            self._sock.close()
+        finally:
+            if os.path.exists(self.path):
+                os.unlink(self.path)
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
+
+    def _conn(self, conn):
+        f = conn.makefile("rwb", buffering=0)
+        try:
+            while True:
+                h = _read_exact(f, 16)
+                if h is None:
+                    return
+                op, chan, arg, n, now = _REQ.unpack(h)
+                payload = _read_exact(f, n) if n else b""
+                try:
+                    status, rarg, data, nxt = self.hw.handle(op, chan, arg, payload, now)
+                except Exception as e:  # a simulator bug must not hang the reader
+                    self.hw.events.append((now, "simulator error: %r" % (e,)))
+                    status, rarg, data, nxt = 5, 0, b"", 0
+                conn.sendall(_REP.pack(status, chan, rarg, len(data), int(nxt)) + data)
+        except (ConnectionError, OSError):
+            return
+        finally:
+            conn.close()
+
+
+def _read_exact(f, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)

@@ -1,0 +1,84 @@
+"""Reader configuration: defaults in code, site values in /config.json, checked at boot.
+
+Pins and buses belong to the board, never to this file. A bad file is reported by field name
+and the reader keeps the defaults but stays out of service until the file is fixed: a gate must
+not guess its station or direction.
+"""
+
+import json
+
+DEFAULTS = {
+    "station_id": 0,  # 0: not commissioned
+    "reader_id": "R0",
+    "direction": "entry",  # "entry" | "exit" | "bus" (tap-on only)
+    "lane_mode": "normal",  # "normal" | "manual" | "emergency" | "closed"
+    "health_rule": False,  # the 2022 health-code rule; off since December 2022
+    "health_window_h": 48,
+    "passback_s": 600,  # anti-passback window per credential
+    "mifare_allowed": False,  # MIFARE Classic is the weaker credential: opt-in
+    "nfc_poll_ms": 100,
+    "gate_open_ms": 5000,
+    "wdt_ms": 8000,
+    "log_level": "info",
+    "sync_url": "",
+    "sync_period_s": 60,
+}
+
+_CHOICES = {
+    "direction": ("entry", "exit", "bus"),
+    "lane_mode": ("normal", "manual", "emergency", "closed"),
+    "log_level": ("debug", "info", "warn", "error"),
+}
+_RANGES = {
+    "station_id": (0, 0xFFFF),
+    "health_window_h": (1, 24 * 14),
+    "passback_s": (0, 24 * 3600),
+    "nfc_poll_ms": (20, 1000),
+    "gate_open_ms": (500, 60000),
+    "wdt_ms": (2000, 60000),
+    "sync_period_s": (5, 86400),
+}
+
+
+class ConfigError(ValueError):
+    def __init__(self, field, why):
+        super().__init__("config field %r: %s" % (field, why))
+        self.field = field
+
+
+def validate(values):
+    """Merge `values` over the defaults; raise ConfigError naming the first bad field."""
+    if not isinstance(values, dict):
+        raise ConfigError("(file)", "not a JSON object")
+    cfg = dict(DEFAULTS)
+    for key, v in values.items():
+        if key not in DEFAULTS:
+            raise ConfigError(key, "unknown field")
+        want = type(DEFAULTS[key])
+        if want is int and (type(v) is not int):
+            raise ConfigError(key, "must be an integer")
+        if want is not int and type(v) is not want:
+            raise ConfigError(key, "must be %s" % want.__name__)
+        if key in _CHOICES and v not in _CHOICES[key]:
+            raise ConfigError(key, "must be one of %s" % ", ".join(_CHOICES[key]))
+        if key in _RANGES and not _RANGES[key][0] <= v <= _RANGES[key][1]:
+            raise ConfigError(key, "must be within %d..%d" % _RANGES[key])
+        cfg[key] = v
+    return cfg
+
+
+def load(path="/config.json"):
+    """Returns (config, error). No file: defaults. Bad file: defaults and the ConfigError."""
+    try:
+        f = open(path)
+    except OSError:
+        return dict(DEFAULTS), None
+    try:
+        with f:
+            raw = json.load(f)
+    except ValueError:
+        return dict(DEFAULTS), ConfigError("(file)", "not valid JSON")
+    try:
+        return validate(raw), None
+    except ConfigError as e:
+        return dict(DEFAULTS), e

@@ -1,0 +1,21 @@
+# The reader application and the lib packages it uses.
+# Each area adds its lines in its own section (keeps parallel work out of each other's way).
+metadata(description="Transit fare-gate / bus reader application", version="0.1.0")
+
+# -- foundation --
+module("main.py")
+module("app.py")
+module("config.py")
+module("slog.py")
+module("credential.py")
+require("rsapkcs1")
+
+# -- nfc (PN532) --
+
+# -- blocklist --
+
+# -- ride codes / scan engine --
+
+# -- decision, gate, journal --
+
+# -- ota, sync --

@@ -1,0 +1,1 @@
+"""Host-side tooling behind flash.py (CPython only)."""
