@@ -102,10 +102,10 @@ def _swing(link, out):
     tmp = link.with_name(link.name + ".new-%d" % os.getpid())
     os.symlink(out.name, tmp)
     os.replace(tmp, link)
-    # keep the three newest builds of this board: older ones may still be in use briefly
+    # drop old builds once nothing can still be running from them
     olds = sorted(link.parent.glob(".%s-*" % link.name), key=lambda p: p.stat().st_mtime)
     for old in olds[:-3]:
-        if old.resolve() != out.resolve():
+        if time.time() - old.stat().st_mtime > 3600:
             shutil.rmtree(old, ignore_errors=True)
 
 

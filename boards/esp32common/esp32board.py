@@ -1,0 +1,130 @@
+"""What the ESP32 reader boards share: the board API over machine/esp32 (see docs/architecture.md).
+
+Each board's board.py names its buses; pins come from its pins.csv, built into the firmware as
+named pins (machine.Pin("NFC_RESET")).
+"""
+
+import time
+
+import esp32
+import machine
+
+Partition = esp32.Partition
+PWRON_RESET = machine.PWRON_RESET
+HARD_RESET = machine.HARD_RESET
+WDT_RESET = machine.WDT_RESET
+DEEPSLEEP_RESET = machine.DEEPSLEEP_RESET
+SOFT_RESET = machine.SOFT_RESET
+
+_EPOCH_VALID = 1_700_000_000  # an RTC reading before this was never set (no trusted time)
+
+
+class Clock:
+    """time.ticks_* plus the RTC; `time()` is None until the RTC has been set."""
+
+    ticks_ms = staticmethod(time.ticks_ms)
+    ticks_us = staticmethod(time.ticks_us)
+    ticks_diff = staticmethod(time.ticks_diff)
+    ticks_add = staticmethod(time.ticks_add)
+    sleep_ms = staticmethod(time.sleep_ms)
+
+    def time(self):
+        t = time.time()
+        return t if t >= _EPOCH_VALID else None
+
+    def set_time(self, epoch):
+        tm = time.gmtime(epoch)
+        machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+
+clock = Clock()
+
+
+def watchdog(timeout_ms):
+    return machine.WDT(timeout=timeout_ms)
+
+
+def pin(name, mode=machine.Pin.IN, value=None):
+    if value is None:
+        return machine.Pin(name, mode)
+    return machine.Pin(name, mode, value=value)
+
+
+def nfc_hsu(uart_id):
+    return ("hsu", machine.UART(uart_id, baudrate=115200, tx=machine.Pin("NFC_TX"),
+                                rx=machine.Pin("NFC_RX"), rxbuf=1024, timeout=0))
+
+
+def nfc_spi(spi_id):
+    spi = machine.SPI(spi_id, baudrate=1_000_000, polarity=0, phase=0, firstbit=machine.SPI.LSB,
+                      sck=machine.Pin("NFC_SCK"), mosi=machine.Pin("NFC_MOSI"),
+                      miso=machine.Pin("NFC_MISO"))
+    return ("spi", spi, pin("NFC_CS", machine.Pin.OUT, 1))
+
+
+def nfc_i2c(i2c_id):
+    # 100 kHz and a long timeout: the PN532 stretches SCL well past the IDF default
+    return ("i2c", machine.I2C(i2c_id, scl=machine.Pin("NFC_SCL"), sda=machine.Pin("NFC_SDA"),
+                               freq=100_000, timeout=50_000))
+
+
+def scanner(uart_id):
+    return machine.UART(uart_id, baudrate=9600, tx=machine.Pin("SCAN_TX"),
+                        rx=machine.Pin("SCAN_RX"), rxbuf=2048, timeout=0)
+
+
+def nfc_reset():
+    return pin("NFC_RESET", machine.Pin.OUT, 1)
+
+
+def gate_lock():
+    return pin("GATE_LOCK", machine.Pin.OUT, 0)
+
+
+def led_green():
+    return pin("LED_GREEN", machine.Pin.OUT, 0)
+
+
+def led_red():
+    return pin("LED_RED", machine.Pin.OUT, 0)
+
+
+def buzzer():
+    return pin("BUZZER", machine.Pin.OUT, 0)
+
+
+def passage_sensor():
+    return pin("PASSAGE", machine.Pin.IN)
+
+
+class Display:
+    """The rider display. Wired per installation (serial LCD or gate controller); this default
+    prints to the console until a display driver is configured."""
+
+    def show(self, zh, en):
+        print("DISPLAY", zh, "|", en)
+
+
+def display():
+    return Display()
+
+
+def maintenance():
+    return None  # the crew uses the USB REPL (mpremote)
+
+
+def reset():
+    machine.reset()
+
+
+def reset_cause():
+    return machine.reset_cause()
+
+
+def network_up():
+    try:
+        import network
+
+        return network.WLAN(network.STA_IF).isconnected() or network.LAN().isconnected()
+    except (ImportError, OSError, ValueError):
+        return False
