@@ -122,6 +122,7 @@ class Hardware:
         self.lock = threading.RLock()
         self.boot = {}  # what the next HELLO answers
         self._cs_fresh = {}
+        self._pin_watchers = {}
 
     # -- world side --
     def set_input(self, name, level):
@@ -214,11 +215,8 @@ class Hardware:
             return 0, 0, b"", 0
         return 22, 0, b"", 0  # EINVAL: unknown op
 
-    _pin_watchers = {}
-
     def watch_pin(self, name, fn):
         """Call fn(now_us, level) when the reader drives `name` (e.g. the PN532 reset line)."""
-        self._pin_watchers = dict(self._pin_watchers)
         self._pin_watchers.setdefault(name, []).append(fn)
 
 
