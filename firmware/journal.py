@@ -1,0 +1,362 @@
+"""The verdict journal: an append-only log in the raw `journal` partition, designed for NOR.
+
+Why raw flash and not a file: a LittleFS commit per record costs about one 4 KiB erase per
+record (reliability-and-ota.md §6.2); here a record is one 32-byte program into a pre-erased
+sector, and a sector is erased only when it is recycled (<= 1/127 erase per record).
+
+Layout (see docs/reader.md): record sectors 0..N-1 used round-robin by a sector sequence number
+(position = sseq % N), each with a 32-byte header (magic, sseq, first record seq, CRC) and 127
+record slots; the last two sectors of the partition hold the upload cursor as a ping-pong log
+of (acked seq, ~acked seq) pairs. Boot finds the head from the sector headers and the write
+slot by binary search (slots fill in order); every record carries its sequence and a CRC-32.
+A sector still holding records the server has not acknowledged is never erased.
+"""
+
+from array import array
+
+from micropython import const
+
+SECTOR = const(4096)
+REC = const(32)
+SLOTS = const(128)  # per sector; slot 0 is the header
+PER_SECTOR = const(127)
+_CURSOR_SECTORS = const(2)
+_ENTRY = const(8)
+_ENTRIES = const(512)  # cursor entries per sector
+_SCAN = const(256)
+_MAGIC_REC = const(0x52)  # 'R'
+_HDR_MAGIC = b"JRN1"
+
+
+class JournalError(OSError):
+    pass
+
+
+class JournalFull(JournalError):
+    """Every record sector holds records the server has not acknowledged yet."""
+
+    def __init__(self):
+        super().__init__(28, "journal full")  # ENOSPC
+
+
+def _crc_table():
+    hi = array("H", bytes(512))
+    lo = array("H", bytes(512))
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        hi[i] = c >> 16
+        lo[i] = c & 0xFFFF
+    return hi, lo
+
+
+_TH, _TL = _crc_table()
+
+
+def crc_ok(buf, off, n):
+    """CRC-32 (IEEE) of buf[off:off+n] equals the 4 bytes stored after it (little-endian).
+    Computed in 16-bit halves: no big integers, so no allocation on a 32-bit port."""
+    hi = 0xFFFF
+    lo = 0xFFFF
+    th = _TH
+    tl = _TL
+    for i in range(off, off + n):
+        x = (lo ^ buf[i]) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[x]
+        hi = (hi >> 8) ^ th[x]
+    e = off + n
+    return (buf[e] == (lo & 0xFF) ^ 0xFF and buf[e + 1] == (lo >> 8) ^ 0xFF
+            and buf[e + 2] == (hi & 0xFF) ^ 0xFF and buf[e + 3] == (hi >> 8) ^ 0xFF)
+
+
+def _crc_put(buf, off, n):
+    hi = 0xFFFF
+    lo = 0xFFFF
+    th = _TH
+    tl = _TL
+    for i in range(off, off + n):
+        x = (lo ^ buf[i]) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[x]
+        hi = (hi >> 8) ^ th[x]
+    e = off + n
+    buf[e] = (lo & 0xFF) ^ 0xFF
+    buf[e + 1] = (lo >> 8) ^ 0xFF
+    buf[e + 2] = (hi & 0xFF) ^ 0xFF
+    buf[e + 3] = (hi >> 8) ^ 0xFF
+
+
+def _put32(b, o, v):
+    b[o] = v & 0xFF
+    b[o + 1] = (v >> 8) & 0xFF
+    b[o + 2] = (v >> 16) & 0xFF
+    b[o + 3] = (v >> 24) & 0xFF
+
+
+def _get32(b, o):
+    return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)
+
+
+def _blank(b, off, n):
+    for i in range(off, off + n):
+        if b[i] != 0xFF:
+            return False
+    return True
+
+
+def decode(r):
+    """A raw 32-byte record -> (seq, time, key, verdict, reason, mode, list_seq, kind,
+    category, ms, station). time 0 = no trusted time."""
+    return (_get32(r, 4), _get32(r, 8), _get32(r, 12), r[1], r[2], r[3], _get32(r, 16), r[20],
+            r[21], r[22] | (r[23] << 8), r[24] | (r[25] << 8))
+
+
+class Journal:
+    def __init__(self, part, sectors=None):
+        """part: an esp32.Partition (4 KiB blocks). sectors: record sectors to use (default:
+        all but the two cursor sectors; tests use fewer to reach the wrap quickly)."""
+        total = part.ioctl(4, 0)
+        if part.ioctl(5, 0) != SECTOR or total < 2 + _CURSOR_SECTORS:
+            raise JournalError(22, "journal partition too small or not 4 KiB blocks")
+        self.sectors = n = total - _CURSOR_SECTORS if sectors is None else sectors
+        if n < 2 or n > total - _CURSOR_SECTORS:
+            raise JournalError(22, "bad sector count")
+        self._p = part
+        self._cur0 = total - _CURSOR_SECTORS
+        self._rec = bytearray(REC)
+        self._hdr = bytearray(REC)
+        self._ent = bytearray(_ENTRY)
+        self._scan = bytearray(_SCAN)
+        self.full = False
+        self._mount()
+
+    # -- boot --------------------------------------------------------------------------------
+    def _header(self, pos):
+        """(sseq, first_seq) of the sector at pos, or None when it has no valid header."""
+        h = self._hdr
+        self._p.readblocks(pos, h, 0)
+        m = _HDR_MAGIC
+        if h[0] != m[0] or h[1] != m[1] or h[2] != m[2] or h[3] != m[3] or not crc_ok(h, 0, 28):
+            return None
+        return _get32(h, 4), _get32(h, 8)
+
+    def _slot_blank(self, pos, slot):
+        r = self._rec
+        self._p.readblocks(pos, r, slot * REC)
+        return _blank(r, 0, REC)
+
+    def _read_rec(self, pos, slot):
+        """Reads the slot into self._rec; True when it holds a valid record."""
+        r = self._rec
+        self._p.readblocks(pos, r, slot * REC)
+        return r[0] == _MAGIC_REC and crc_ok(r, 0, 28)
+
+    def _mount(self):
+        self._load_cursor()
+        head = None
+        tail = None
+        for pos in range(self.sectors):
+            h = self._header(pos)
+            if h is None or h[0] % self.sectors != pos:
+                continue
+            if head is None or h[0] > head[0]:
+                head = h
+            if tail is None or h[0] < tail:
+                tail = h[0]
+        self.spare_ready = False
+        if head is None:
+            # blank journal: the first append opens sector sseq 1
+            self.head = 0
+            self.tail = 1
+            self._first = 1
+            self._slot = SLOTS
+            self.next_seq = self.acked + 1
+            return
+        self.head, self._first = head
+        self.tail = tail
+        pos = self.head % self.sectors
+        lo, hi = 1, SLOTS  # first blank slot: slots before it were programmed in order
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._slot_blank(pos, mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        self._slot = lo
+        self.next_seq = self._first
+        s = lo - 1
+        while s >= 1:
+            if self._read_rec(pos, s):
+                self.next_seq = _get32(self._rec, 4) + 1
+                break
+            s -= 1
+        if self.acked >= self.next_seq:
+            self.acked = self.next_seq - 1
+
+    def _load_cursor(self):
+        best = 0
+        best_sec = 0
+        wp = [0, 0]
+        b = self._scan
+        for k in range(_CURSOR_SECTORS):
+            blk = self._cur0 + k
+            for off in range(0, SECTOR, _SCAN):
+                self._p.readblocks(blk, b, off)
+                for i in range(0, _SCAN, _ENTRY):
+                    if _blank(b, i, _ENTRY):
+                        continue
+                    wp[k] = (off + i) // _ENTRY + 1
+                    v = _get32(b, i)
+                    if v ^ _get32(b, i + 4) == 0xFFFFFFFF and v >= best:
+                        best = v
+                        best_sec = k
+        self.acked = best
+        self._cur = best_sec
+        self._cur_wp = wp[best_sec]
+
+    # -- appending ---------------------------------------------------------------------------
+    def prepare(self):
+        """Idle-time work: have the next sector erased before the head sector fills, so an
+        append is a single program. Returns False when the journal is full."""
+        if self.spare_ready:
+            return True
+        nxt = self.head + 1
+        pos = nxt % self.sectors
+        h = self._header(pos)
+        if h is not None and h[0] < nxt:
+            # the victim is the oldest sector: recycle it only when all of it is acknowledged
+            h2 = self._header((h[0] + 1) % self.sectors)
+            last = h2[1] - 1 if h2 is not None else self.next_seq - 1
+            if last > self.acked:
+                self.full = True
+                return False
+            self._p.ioctl(6, pos)
+            self.tail = h[0] + 1
+        elif not self._sector_blank(pos):
+            self._p.ioctl(6, pos)
+        self.full = False
+        self.spare_ready = True
+        return True
+
+    def _sector_blank(self, pos):
+        b = self._scan
+        for off in range(0, SECTOR, _SCAN):
+            self._p.readblocks(pos, b, off)
+            if not _blank(b, 0, _SCAN):
+                return False
+        return True
+
+    def _open_sector(self):
+        if not self.prepare():
+            raise JournalFull()
+        nxt = self.head + 1
+        h = self._hdr
+        m = _HDR_MAGIC
+        for i in range(REC):
+            h[i] = m[i] if i < 4 else 0xFF
+        _put32(h, 4, nxt)
+        _put32(h, 8, self.next_seq)
+        _crc_put(h, 0, 28)
+        self._p.writeblocks(nxt % self.sectors, h, 0)
+        if self.head == 0:
+            self.tail = nxt
+        self.head = nxt
+        self._first = self.next_seq
+        self._slot = 1
+        self.spare_ready = False
+
+    def append(self, verdict, reason, mode, now_s, key, list_seq, kind, category, ms, station):
+        """Write one record; returns its sequence number once it is durable in flash.
+        Raises JournalFull (nothing written) when no sector can be recycled."""
+        if self._slot >= SLOTS:
+            self._open_sector()
+        seq = self.next_seq
+        r = self._rec
+        r[0] = _MAGIC_REC
+        r[1] = verdict
+        r[2] = reason
+        r[3] = mode
+        _put32(r, 4, seq)
+        _put32(r, 8, now_s or 0)
+        _put32(r, 12, key)
+        _put32(r, 16, list_seq)
+        r[20] = kind
+        r[21] = category & 0xFF
+        ms = ms if ms < 0xFFFF else 0xFFFF
+        r[22] = ms & 0xFF
+        r[23] = ms >> 8
+        r[24] = station & 0xFF
+        r[25] = (station >> 8) & 0xFF
+        r[26] = r[27] = 0xFF
+        _crc_put(r, 0, 28)
+        slot = self._slot
+        self._slot = slot + 1  # a failed program still spends the slot (it is not blank)
+        self._p.writeblocks(self.head % self.sectors, r, slot * REC)
+        self.next_seq = seq + 1
+        return seq
+
+    # -- upload (sync) -----------------------------------------------------------------------
+    def backlog(self):
+        """Records written but not yet acknowledged by the server."""
+        return self.next_seq - 1 - self.acked
+
+    def capacity(self):
+        """Records the journal holds when every sector but the spare is full."""
+        return (self.sectors - 1) * PER_SECTOR
+
+    def ack(self, upto_seq):
+        """The server acknowledged every record up to upto_seq: persist the cursor (one
+        8-byte program; the other cursor sector is erased once per 512 acks)."""
+        if upto_seq > self.next_seq - 1:
+            upto_seq = self.next_seq - 1
+        if upto_seq <= self.acked:
+            return self.acked
+        if self._cur_wp >= _ENTRIES:
+            self._cur = 1 - self._cur
+            self._p.ioctl(6, self._cur0 + self._cur)
+            self._cur_wp = 0
+        e = self._ent
+        _put32(e, 0, upto_seq)
+        _put32(e, 4, upto_seq ^ 0xFFFFFFFF)
+        wp = self._cur_wp
+        self._cur_wp = wp + 1
+        self._p.writeblocks(self._cur0 + self._cur, e, wp * _ENTRY)
+        self.acked = upto_seq
+        return upto_seq
+
+    def _find(self, seq):
+        """Sector sequence number of the sector that holds record `seq` (binary search on the
+        first_seq in the headers)."""
+        lo, hi = self.tail, self.head
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            h = self._header(mid % self.sectors)
+            if h is not None and h[1] <= seq:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def records(self, start, max_records):
+        """Raw records with seq >= start, oldest first, at most max_records (allocates: for
+        the upload batch and tests, not the tap path)."""
+        out = []
+        if self.head == 0 or start >= self.next_seq:
+            return out
+        ss = self._find(start)
+        while ss <= self.head and len(out) < max_records:
+            pos = ss % self.sectors
+            h = self._header(pos)
+            if h is not None and h[0] == ss:
+                end = self._slot if ss == self.head else SLOTS
+                for slot in range(1, end):
+                    if self._read_rec(pos, slot) and _get32(self._rec, 4) >= start:
+                        out.append(bytes(self._rec))
+                        if len(out) >= max_records:
+                            break
+            ss += 1
+        return out
+
+    def pending(self, max_records):
+        """The next upload batch: unacknowledged raw records, oldest first."""
+        return self.records(self.acked + 1, max_records)
