@@ -19,3 +19,6 @@ require("rsapkcs1")
 # -- decision, gate, journal --
 
 # -- ota, sync --
+module("bootsel.py")
+module("ota.py")
+require("signedmanifest")

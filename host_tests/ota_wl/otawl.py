@@ -1,0 +1,122 @@
+"""OTA test workload on the emulated reader (entry "otawl", command in board.settings["wl"]).
+
+provision: trusted keys from /extra/keys into /keys.  install: the bundle in /extra/pub.
+state: print the selector record.  cutloop: power cut at flash operations during staging,
+switch and first boot, each followed by a reboot check and a recovery, in one process (the
+vfs partition is restored from a snapshot between cut points).
+"""
+
+import os
+
+import board
+import bootsel
+import ota
+import signedmanifest as sm
+import vfs
+
+
+def run():
+    cmd = board.settings["wl"]
+    if cmd == "provision":
+        ota._mkdir("/keys")
+        for name in os.listdir("/extra/keys"):
+            with open("/extra/keys/" + name, "rb") as f:
+                ota._replace("/keys/" + name, f.read())
+        print("PROVISIONED")
+    elif cmd == "install":
+        try:
+            m = ota.install_from_dir("/extra/pub", board.NAME, board.clock)
+            print("INSTALLED", m.version)
+        except (sm.ManifestError, ota.OtaError) as e:
+            print("REJECT", e.code, e)
+    elif cmd == "state":
+        print("STATE", bootsel.read(), "FLOOR", ota.time_floor())
+    elif cmd == "cutloop":
+        cutloop(board.settings.get("step", 1), board.settings.get("torn", 0))
+    board.flash.flush()
+
+
+def _remount():
+    vfs.umount("/")
+    vfs.mount(vfs.VfsLfs2(_vfs()), "/")
+
+
+def _vfs():
+    return board.Partition.find(board.Partition.TYPE_DATA, label="vfs")[0]
+
+
+def _scenario():
+    """Download + stage + switch, then the first boot of the new app and its confirmation."""
+    rec = bootsel.read()
+    if rec is None or rec.get("version") != _target().version:
+        ota.install_from_dir("/extra/pub", board.NAME, board.clock)
+    slot, pending = bootsel.select(True)
+    if pending:
+        bootsel.confirm()
+
+
+_T = []
+
+
+def _target():
+    if not _T:
+        with open("/extra/pub/app.sm", "rb") as f:
+            _T.append(ota.verify(f.read(), "app", board.NAME, board.clock))
+    return _T[0]
+
+
+def _check_bootable():
+    """What a reboot finds: the selected slot holds exactly its signed files (or factory)."""
+    slot, pending = bootsel.select(True)
+    if slot is None:
+        return "factory"
+    d = bootsel.slot_dir(slot)
+    with open(d + "/" + ota.RELEASE, "rb") as f:
+        m = ota.verify(f.read(), "app", board.NAME, None)
+    rec = bootsel.read()
+    if rec["version"] != m.version:
+        raise ValueError("record says %d, slot holds %d" % (rec["version"], m.version))
+    for e in m.files:
+        c = sm.FileCheck(e)
+        with open(d + "/" + e[0], "rb") as f:
+            c.update(f.read())
+        c.finish()
+    return "v%d%s" % (m.version, "p" if pending else "")
+
+
+def cutloop(step, torn):
+    flash = board.flash
+    info = _vfs().info()
+    addr, size = info[2], info[3]
+    flash.copy_to("/extra/snap.bin", addr, size)
+    target = _target().version
+    n, cuts, fails, seen = 1, 0, 0, {}
+    while True:
+        flash.copy_from("/extra/snap.bin", addr, size)
+        _remount()
+        flash.cut_at = n
+        flash.torn = torn
+        done = False
+        try:
+            _scenario()
+            done = True
+        except board.PowerCut:
+            pass
+        flash.cut_at = 0
+        flash.dead = False
+        try:
+            _remount()
+            state = _check_bootable()
+            _scenario()  # recovery: resume or redo, then first boot
+            rec = bootsel.read()
+            if rec["version"] != target or rec["state"] != "valid":
+                raise ValueError("after recovery: %r" % (rec,))
+            seen[state] = seen.get(state, 0) + 1
+        except Exception as e:  # every failure is reported with its cut point
+            fails += 1
+            print("FAIL cut=%d torn=%d %r" % (n, torn, e))
+        if done:
+            break
+        cuts += 1
+        n += step
+    print("CUTS", cuts, "OPS", n, "FAILS", fails, "STATES", sorted(seen.items()))
