@@ -13,10 +13,19 @@ require("rsapkcs1")
 # -- nfc (PN532) --
 
 # -- blocklist --
+require("blocklist")
 
 # -- ride codes / scan engine --
+require("base45")
+require("ridecode")
+require("scanengine")
+module("qr_task.py")
 
 # -- decision, gate, journal --
+module("reasons.py")
+module("decision.py")
+module("journal.py")
+module("gate.py")
 
 # -- ota, sync --
 module("bootsel.py")

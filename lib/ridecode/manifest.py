@@ -1,0 +1,5 @@
+metadata(description="Signed QR ride codes: format, signed key set, offline verifier",
+         version="0.1.0")
+require("base45")
+require("rsapkcs1")
+package("ridecode")
