@@ -1,0 +1,91 @@
+"""Shared material for the ride-code tests: locally generated keys (never committed), a signed
+key set, code builders (flashtool/cmd_codes.py, the issuer side) and a harness that runs the
+reader's verifier on MicroPython from the compiled build."""
+
+import json
+
+from flashtool import cmd_codes as cc
+
+NOW = 1_795_487_847  # a fixed "now" (UTC seconds) for the reader's clock
+DAY = NOW // 86400
+RESULTS = ("ok", "malformed", "forged", "unknown-key", "revoked", "expired", "not-yet-valid",
+           "stale", "replayed", "no-trusted-time")
+
+
+class World:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.root = cc.gen_rsa(e=3)
+        self.issuer = cc.gen_rsa(e=3)
+        self.revoked = cc.gen_rsa(e=3)
+        self.stranger = cc.gen_rsa(e=3)  # an issuer key the reader has never heard of
+        self.master = b"\x5a" * 32
+        self.days = {d: cc.day_key(self.master, d) for d in range(DAY - 1, DAY + 2)}
+        self.keyset = cc.make_keyset(self.root, 7, {1: self.issuer, 2: self.revoked}, [2],
+                                     self.days)
+        self.ks_path = tmp / "keyset.bin"
+        self.ks_path.write_bytes(self.keyset)
+        self.cert = self.make_cert()
+
+    def make_cert(self, key=None, kid=1, account="3104770011223344556F", category=5,
+                  valid_from=NOW - 86400, valid_to=NOW + 30 * 86400):
+        return cc.make_cert(key or self.issuer, kid, account, category, valid_from, valid_to)
+
+    def code(self, cert=None, gen=NOW - 5, counter=1, day=None):
+        cert = cert or self.cert
+        dk = self.days.get(gen // 86400 if day is None else day) or cc.day_key(b"?" * 32, 0)
+        return cc.make_code(cert, cc.user_key(dk, cert), gen, counter)
+
+
+_made = []
+
+
+def make_world(tmp_path_factory):
+    """One set of keys per test session (RSA key generation is the slow part)."""
+    if not _made:
+        _made.append(World(tmp_path_factory.mktemp("ridecode")))
+    return _made[0]
+
+
+HARNESS = """
+import credential
+from ridecode import keyset, verifier
+ROOT_N = %d
+ROOT_E = %d
+ks = keyset.load(open(%r, "rb").read(), ROOT_N, ROOT_E)
+class Clock:
+    t = None
+    def time(self):
+        return self.t
+clock = Clock()
+v = verifier.Verifier(ks, clock, **%s)
+cred = credential.Credential()
+buf = bytearray(1200)
+with open(%r) as f:
+    for line in f:
+        now, text = line.rstrip("\\n").split(" ", 1)
+        clock.t = None if now == "-" else int(now)
+        raw = text.encode()
+        n = len(raw)
+        for i in range(n):
+            buf[i] = raw[i]
+        r = v.check(buf, n, cred)
+        print("R", r, cred.ident().decode(), cred.card_type, cred.valid_to, cred.issued_at,
+              cred.kind, cred.error)
+print("C", v.certs.hits, v.certs.misses, v.replay.fresh_evictions)
+"""
+
+
+def verify(mp, world, cases, **kw):
+    """cases: [(now or None, text bytes)] -> (list of result rows, cache stats)."""
+    path = world.tmp / ("cases_%d.txt" % id(cases))
+    path.write_text("".join("%s %s\n" % ("-" if now is None else now,
+                                         t.decode() if isinstance(t, bytes) else t)
+                            for now, t in cases))
+    code = HARNESS % (world.root["n"], world.root["e"], str(world.ks_path), json.dumps(kw),
+                      str(path))
+    out = mp(code).splitlines()
+    rows = [line.split(" ") for line in out if line.startswith("R ")]
+    stats = [int(x) for x in out[-1].split()[1:]]
+    return [dict(result=RESULTS[int(r[1])], ident=r[2], category=int(r[3]), valid_to=int(r[4]),
+                 issued_at=int(r[5]), kind=int(r[6]), error=int(r[7])) for r in rows], stats
