@@ -14,6 +14,7 @@ require("rsapkcs1")
 
 # -- blocklist --
 require("blocklist")
+require("blocklist")
 
 # -- ride codes / scan engine --
 require("base45")

@@ -1,0 +1,1 @@
+"""Signed, flash-resident transit blocklist (see docs/blocklist.md)."""

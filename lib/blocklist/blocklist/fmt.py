@@ -1,0 +1,123 @@
+"""Blocklist image format, shared by the host builder (CPython) and the reader (MicroPython).
+
+An image is: a header (page 0), the filter sections (full list) or the records (delta), then
+the SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5 signature of that digest.
+All integers little-endian. Layout details: docs/blocklist.md.
+"""
+
+import struct
+
+try:
+    from micropython import const
+except ImportError:  # CPython (host tools)
+    def const(x):
+        return x
+
+MAGIC = b"TBL1"
+FORMAT = const(1)
+KIND_FULL = const(1)
+KIND_DELTA = const(2)
+
+# Category actions (what the decision core does with a hit).
+PASS = const(1)
+DENY = const(2)
+MANUAL = const(3)
+ACTIONS = {"pass": PASS, "deny": DENY, "manual": MANUAL}
+FLAG_HEALTH = const(1)
+
+PAGE = const(512)  # one filter block = one flash page read per category per lookup
+PAGE_BITS = const(4096)
+KEY_LEN = const(16)
+KEY_ID_LEN = const(8)
+SIG_LEN = const(256)  # RSA-2048
+DIGEST_LEN = const(32)
+TRAILER = const(288)  # digest + signature
+MAX_CATS = const(8)
+MAX_K = const(32)
+
+# magic, format, kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, key_id, nrec
+HEADER = "<4sHBBIIIII16s8sI"
+HEADER_LEN = const(64)  # struct size 56, padded
+# id, action, stale_action, flags, k, npages, offset, count, name
+CAT = "<BBBBB3xIII28s"
+CAT_LEN = const(48)
+REC_LEN = const(16)  # delta record: 8-byte keyed hash, category id, op, 6 reserved
+OP_ADD = const(1)
+OP_REMOVE = const(2)
+
+
+class ListError(ValueError):
+    """A list image or delta was refused; `code` says why, the message says it in words."""
+
+    def __init__(self, code, reason):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self):
+        return "blocklist error %d: %s" % (self.code, self.reason)
+
+
+E_TRUNCATED = const(1)
+E_OVERSIZE = const(2)
+E_FORMAT = const(3)
+E_DIGEST = const(4)
+E_SIGNATURE = const(5)
+E_KEY = const(6)
+E_ROLLBACK = const(7)
+E_BASE = const(8)
+E_STATE = const(9)
+E_IDENT = const(10)
+
+
+def pack_header(kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, key_id, nrec):
+    b = bytearray(HEADER_LEN)
+    struct.pack_into(HEADER, b, 0, MAGIC, FORMAT, kind, ncat, seq, base_seq, issued,
+                     max_age_s, signed_len, key, key_id, nrec)
+    return b
+
+
+def pack_cat(cid, action, stale_action, flags, k, npages, offset, count, name):
+    return struct.pack(CAT, cid, action, stale_action, flags, k, npages, offset, count,
+                       name.encode() if isinstance(name, str) else name)
+
+
+class Header:
+    """Parsed, range-checked header. Raises ListError(E_FORMAT) on anything inconsistent."""
+
+    def __init__(self, buf, total=None):
+        if len(buf) < HEADER_LEN:
+            raise ListError(E_TRUNCATED, "shorter than a header")
+        (magic, fmtv, self.kind, self.ncat, self.seq, self.base_seq, self.issued,
+         self.max_age_s, self.signed_len, self.key, self.key_id, self.nrec) = struct.unpack_from(
+            HEADER, buf, 0)
+        if magic != MAGIC:
+            raise ListError(E_FORMAT, "not a blocklist image (bad magic)")
+        if fmtv != FORMAT:
+            raise ListError(E_FORMAT, "unsupported format version %d" % fmtv)
+        if total is not None and self.signed_len + TRAILER != total:
+            raise ListError(E_FORMAT, "length field %d does not match %d bytes"
+                            % (self.signed_len + TRAILER, total))
+        self.cats = []
+        if self.kind == KIND_FULL:
+            if not 1 <= self.ncat <= MAX_CATS:
+                raise ListError(E_FORMAT, "category count %d" % self.ncat)
+            if len(buf) < HEADER_LEN + self.ncat * CAT_LEN:
+                raise ListError(E_TRUNCATED, "category table cut short")
+            seen = []
+            for i in range(self.ncat):
+                c = struct.unpack_from(CAT, buf, HEADER_LEN + i * CAT_LEN)
+                cid, act, stale, flags, k, npages, off, count, name = c
+                if cid == 0 or cid in seen or act not in (PASS, DENY, MANUAL) or \
+                        stale not in (PASS, DENY, MANUAL) or not 1 <= k <= MAX_K or \
+                        npages < 1 or off % PAGE or off < PAGE or \
+                        off + npages * PAGE > self.signed_len:
+                    raise ListError(E_FORMAT, "bad category entry %d" % i)
+                seen.append(cid)
+                self.cats.append((cid, act, stale, flags, k, npages, off, count,
+                                  bytes(name).rstrip(b"\0").decode()))
+        elif self.kind == KIND_DELTA:
+            if HEADER_LEN + self.nrec * REC_LEN != self.signed_len:
+                raise ListError(E_FORMAT, "delta record count does not match its length")
+        else:
+            raise ListError(E_FORMAT, "unknown image kind %d" % self.kind)

@@ -1,0 +1,357 @@
+"""The reader's list store: two raw flash slots, streamed installs, atomic switch, lookup.
+
+Slot layout (each of bl_a, bl_b; 4 KiB sectors, S sectors per slot):
+  [0, S-16)      full image area (a new full list goes to the slot not in use)
+  [S-16, S-1)    delta area (a new delta goes to the area not in use)
+  S-1            switch record sector
+The switch record (generation-numbered, CRC'd, one per record sector) names the full slot and
+the delta area in use. Installing writes only to places the current record does not name,
+then writes the new record over the older record sector: a power cut anywhere leaves either the
+old record (old list) or the new one (new list) as the newest valid record.
+"""
+
+import binascii
+import hashlib
+import struct
+
+from micropython import const
+from rsapkcs1 import SignatureError, verify
+
+from blocklist import fmt
+from blocklist.fmt import (
+    E_BASE,
+    E_DIGEST,
+    E_IDENT,
+    E_KEY,
+    E_OVERSIZE,
+    E_ROLLBACK,
+    E_SIGNATURE,
+    E_STATE,
+    E_TRUNCATED,
+    KIND_DELTA,
+    KIND_FULL,
+    ListError,
+)
+from blocklist.khash import CUBE, MAX_IDENT, MSG_LEN, message
+from blocklist.sha256v import Sha256
+
+_SECTOR = const(4096)
+_TAIL = const(16)  # sectors at the end of each slot: delta area + record sector
+# magic, generation, full slot, delta area (0xFF: none), full seq, full len, delta seq, delta len
+_REC = "<4sIBB2xIIII"
+_REC_LEN = const(28)
+_REC_MAGIC = b"BLSW"
+_NONE = const(0xFF)
+_STAGE = const(4096)  # install RAM: this read-back buffer + the 512-byte header + trailer
+
+
+def key_id(n):
+    return hashlib.sha256(n.to_bytes(fmt.SIG_LEN, "big")).digest()[: fmt.KEY_ID_LEN]
+
+
+class ListStore:
+    """ListStore(Partition, (n, e)): the active list and the installer for new ones."""
+
+    def __init__(self, partition_cls, pubkey):
+        self._n, self._e = pubkey
+        self._kid = key_id(self._n)
+        t = partition_cls.TYPE_DATA
+        self._parts = (partition_cls.find(t, label="bl_a")[0],
+                       partition_cls.find(t, label="bl_b")[0])
+        size = self._parts[0].ioctl(4, 0) * _SECTOR
+        self.image_cap = size - _TAIL * _SECTOR
+        self.delta_cap = (_TAIL - 1) * _SECTOR
+        self._rec_off = size - _SECTOR
+        self._sha = Sha256()
+        self._msg = bytearray(MSG_LEN)
+        self._d = bytearray(32)
+        self._page = bytearray(fmt.PAGE)
+        self._r = bytearray(fmt.REC_LEN)
+        self._hits = bytearray(fmt.MAX_CATS)
+        self.load()
+
+    # --- state --------------------------------------------------------------------------------
+    def _records(self):
+        """Valid switch records as (gen, sector index, fields), newest first."""
+        out = []
+        b = bytearray(_REC_LEN + 4)
+        for i in (0, 1):
+            self._parts[i].readblocks(self._rec_off // _SECTOR, b, 0)
+            f = struct.unpack_from(_REC, b, 0)
+            if f[0] == _REC_MAGIC and struct.unpack_from("<I", b, _REC_LEN)[0] == \
+                    binascii.crc32(b[:_REC_LEN]):
+                out.append((f[1], i, f))
+        out.sort(reverse=True)
+        return out
+
+    def _read(self, part, off, n):
+        b = bytearray(n)
+        part.readblocks(off // _SECTOR, b, off % _SECTOR)
+        return b
+
+    def load(self):
+        """(Re)read the newest switch record and the headers it names (boot, after install)."""
+        self._ok = False
+        self._gen = 0
+        self.seq = 0
+        self.issued = 0
+        self.max_age_s = 0
+        self.categories = {}
+        self._ncat = 0
+        self._dn = 0
+        self._rec = None
+        recs = self._records()
+        if not recs:
+            return
+        self._gen, _, f = recs[0]
+        _, _, fslot, darea, fseq, flen, dseq, dlen = f
+        part = self._parts[fslot]
+        h = fmt.Header(self._read(part, 0, fmt.PAGE), flen)
+        if h.kind != KIND_FULL or h.seq != fseq:
+            return
+        self._rec = f
+        self._part = part
+        self._key = h.key
+        self.base_seq = self.seq = h.seq
+        self.issued = h.issued
+        self.max_age_s = h.max_age_s
+        cats = h.cats
+        self._ncat = len(cats)
+        self._ids = bytes(c[0] for c in cats)
+        self._ks = bytes(c[4] for c in cats)
+        self._np = [c[5] for c in cats]
+        self._off = [c[6] for c in cats]
+        self.categories = {c[0]: (c[8], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
+        if darea != _NONE:
+            dpart = self._parts[darea]
+            dh = fmt.Header(self._read(dpart, self.image_cap, fmt.HEADER_LEN), dlen)
+            if dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == fseq:
+                self._dpart = dpart
+                self._dn = dh.nrec
+                self.seq = dh.seq
+                self.issued = dh.issued
+                self.max_age_s = dh.max_age_s
+        self._ok = True
+
+    def active(self):
+        return self._ok
+
+    def is_stale(self, now_s):
+        """True when the list is older than its max age, or the time is unknown (None)."""
+        if not self._ok or now_s is None:
+            return True
+        return now_s - self.issued > self.max_age_s
+
+    def action(self, cid, now_s):
+        """The action for a hit in category cid now: its stale policy once the list is stale."""
+        c = self.categories[cid]
+        return c[2] if self.is_stale(now_s) else c[1]
+
+    # --- lookup (hot path: allocation-free) ---------------------------------------------------
+    def lookup(self, ns, ident, n):
+        """Category id the identifier is listed in (first in header order), 0 if not listed."""
+        if not self._ok:
+            return 0
+        if n < 1 or n > MAX_IDENT or ns < 1 or ns > 255:
+            raise ListError(E_IDENT, "identifier length or namespace out of range")
+        d = self._d
+        self._sha.digest_into(self._msg, message(self._key, ns, ident, n, self._msg), d)
+        hits = self._hits
+        for i in range(self._ncat):
+            hits[i] = 0
+        if self._dn:
+            self._delta(d)
+        v = d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24
+        h1 = d[12] | (d[13] & 0x0F) << 8
+        h2 = d[14] | (d[15] & 0x0F) << 8 | 1
+        page = self._page
+        part = self._part
+        for ci in range(self._ncat):
+            st = hits[ci]
+            if st == fmt.OP_ADD:
+                return self._ids[ci]
+            if st == fmt.OP_REMOVE:
+                continue
+            a = self._off[ci] + (v % self._np[ci]) * fmt.PAGE
+            part.readblocks(a // _SECTOR, page, a % _SECTOR)
+            k = self._ks[ci]
+            i = 0
+            while i < k:
+                b = (h1 + i * h2 + CUBE[i]) & 4095
+                if not page[b >> 3] & (1 << (b & 7)):
+                    break
+                i += 1
+            else:
+                return self._ids[ci]
+        return 0
+
+    def _cmp(self, d):
+        r = self._r
+        for i in range(8):
+            if r[i] != d[i]:
+                return -1 if r[i] < d[i] else 1
+        return 0
+
+    def _get(self, j):
+        a = self.image_cap + fmt.HEADER_LEN + j * fmt.REC_LEN
+        self._dpart.readblocks(a // _SECTOR, self._r, a % _SECTOR)
+
+    def _delta(self, d):
+        """Binary search of the sorted delta records; marks adds/removes per category."""
+        lo = 0
+        hi = self._dn
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            self._get(mid)
+            if self._cmp(d) < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        r = self._r
+        while lo < self._dn:
+            self._get(lo)
+            if self._cmp(d):
+                return
+            for ci in range(self._ncat):
+                if self._ids[ci] == r[8] and self._hits[ci] != fmt.OP_REMOVE:
+                    self._hits[ci] = r[9]  # a removal overrides an addition and a filter hit
+            lo += 1
+
+    # --- install ------------------------------------------------------------------------------
+    def begin(self, total_len):
+        """Start a streamed install of a full image or a delta of total_len bytes."""
+        return Installer(self, total_len)
+
+    def _commit(self, fslot, darea, fseq, flen, dseq, dlen):
+        recs = self._records()
+        sector = 1 - recs[0][1] if recs else 0  # overwrite the older record, keep the newest
+        b = bytearray(_SECTOR // 8)
+        for i in range(len(b)):
+            b[i] = 0xFF
+        struct.pack_into(_REC, b, 0, _REC_MAGIC, self._gen + 1, fslot, darea, fseq, flen,
+                         dseq, dlen)
+        struct.pack_into("<I", b, _REC_LEN, binascii.crc32(b[:_REC_LEN]))
+        part = self._parts[sector]
+        blk = self._rec_off // _SECTOR
+        part.ioctl(6, blk)
+        part.writeblocks(blk, memoryview(b)[: _REC_LEN + 4], 0)
+        self.load()
+
+
+class Installer:
+    """Streams one artefact into flash, hashing what reads back, and activates it in finish().
+    Any refusal raises ListError and leaves the active list untouched."""
+
+    def __init__(self, store, total):
+        self._s = store
+        self._total = total
+        self._pos = 0
+        self._hdr = bytearray(min(fmt.PAGE, max(total, 0)))
+        self._h = None
+        self._dead = False
+        if total < fmt.HEADER_LEN + fmt.TRAILER:
+            self._fail(E_TRUNCATED, "%d bytes is too short for a list" % total)
+        if total > store.image_cap:
+            self._fail(E_OVERSIZE, "%d bytes exceeds the %d-byte slot" % (total, store.image_cap))
+
+    def _fail(self, code, reason):
+        self._dead = True
+        raise ListError(code, reason)
+
+    def write(self, chunk):
+        if self._dead:
+            raise ListError(E_STATE, "install already failed")
+        n = len(chunk)
+        if self._pos + n > self._total:
+            self._fail(E_OVERSIZE, "more data than announced")
+        if self._h is None:
+            take = min(n, len(self._hdr) - self._pos)
+            self._hdr[self._pos: self._pos + take] = chunk[:take]
+            self._pos += take
+            if self._pos < len(self._hdr):
+                return
+            self._start()
+            self._pos = 0
+            self._put(self._hdr)
+            chunk = memoryview(chunk)[take:]
+        if len(chunk):
+            self._put(chunk)
+
+    def _start(self):
+        s = self._s
+        try:
+            h = fmt.Header(self._hdr, self._total)
+        except ListError as e:
+            self._fail(e.code, e.reason)
+        if h.key_id != s._kid:
+            self._fail(E_KEY, "signed for another list key")
+        if h.seq <= s.seq:
+            self._fail(E_ROLLBACK, "sequence %d is not newer than %d" % (h.seq, s.seq))
+        rec = s._rec
+        if h.kind == KIND_DELTA:
+            if not s._ok or h.base_seq != s.base_seq:
+                self._fail(E_BASE, "delta for list %d, active list is %d"
+                           % (h.base_seq, s.base_seq if s._ok else 0))
+            if self._total > s.delta_cap:
+                self._fail(E_OVERSIZE, "delta exceeds the %d-byte area" % s.delta_cap)
+            self._slot = 1 - rec[3] if rec[3] != _NONE else 0
+            self._base = s.image_cap
+        else:
+            self._slot = 1 - rec[2] if rec else 0
+            self._base = 0
+        self._hd = h
+        self._part = s._parts[self._slot]
+        self._erased = 0
+        self._h = hashlib.sha256()
+        self._stage = bytearray(_STAGE)
+        self._trail = bytearray(fmt.TRAILER)
+
+    def _put(self, buf):
+        part = self._part
+        a = self._base + self._pos
+        n = len(buf)
+        while self._erased < self._pos + n:
+            part.ioctl(6, (self._base + self._erased) // _SECTOR)
+            self._erased += _SECTOR
+        part.writeblocks(a // _SECTOR, buf, a % _SECTOR)
+        # hash what the flash now holds, so a failed program cannot pass as signed data
+        signed = self._hd.signed_len
+        stage = self._stage
+        done = 0
+        while done < n:
+            k = min(_STAGE, n - done)
+            p = a + done
+            mv = memoryview(stage)[:k]
+            part.readblocks(p // _SECTOR, mv, p % _SECTOR)
+            rel = self._pos + done
+            body = max(0, min(k, signed - rel))
+            if body:
+                self._h.update(mv[:body])
+            if body < k:
+                t = rel + body - signed
+                self._trail[t: t + k - body] = mv[body:]
+            done += k
+        self._pos += n
+
+    def finish(self):
+        """Check length, digest and signature; then switch to the new list atomically."""
+        if self._dead:
+            raise ListError(E_STATE, "install already failed")
+        self._dead = True
+        if self._h is None or self._pos != self._total:
+            raise ListError(E_TRUNCATED, "got %d of %d bytes" % (self._pos, self._total))
+        digest = self._h.digest()
+        if digest != bytes(self._trail[: fmt.DIGEST_LEN]):
+            raise ListError(E_DIGEST, "body digest mismatch (corrupted in transit or flash)")
+        try:
+            verify(self._s._n, self._s._e, digest, bytes(self._trail[fmt.DIGEST_LEN:]))
+        except SignatureError as e:
+            raise ListError(E_SIGNATURE, "signature rejected: %s" % e.args[0]) from None
+        h = self._hd
+        s = self._s
+        if h.kind == KIND_FULL:
+            s._commit(self._slot, _NONE, h.seq, self._total, 0, 0)
+        else:
+            r = s._rec
+            s._commit(r[2], self._slot, r[4], r[5], h.seq, self._total)
+        return h.seq
