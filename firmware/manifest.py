@@ -14,7 +14,6 @@ require("rsapkcs1")
 
 # -- blocklist --
 require("blocklist")
-require("blocklist")
 
 # -- ride codes / scan engine --
 require("base45")
