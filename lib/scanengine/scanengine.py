@@ -50,8 +50,10 @@ def crc16_xmodem(buf, off, n, crc=0):
 
 
 class ScanEngine:
-    def __init__(self, uart, clock, bufsize=512, gap_ms=40, same_ms=3000, terminator=0x0D):
+    def __init__(self, uart, clock, bufsize=512, gap_ms=40, same_ms=3000, terminator=0x0D,
+                 baud=9600):
         self._uart = uart
+        self.baud = baud  # for reply wire times (a 256-byte zone read takes 270 ms at 9600)
         self._clock = clock
         self.gap_ms = gap_ms
         self.same_ms = same_ms
@@ -108,8 +110,12 @@ class ScanEngine:
 
     async def command(self, typ, addr, data=b"", n=-1, crc=-1, timeout_ms=150, retries=2):
         """Send and wait for the reply; retries on silence. Returns the reply's data length
-        (bytes in `self.reply[4:]`); raises ScanEngineError(ETIMEDOUT)."""
+        (bytes in `self.reply[4:]`); raises ScanEngineError(ETIMEDOUT). The timeout is
+        counted from the end of the reply's wire time."""
         clock = self._clock
+        answer = ((data[0] or 256) if typ == READ else 1) + 6
+        timeout_ms += ((n if n >= 0 else len(data)) + 8) * 10000 // self.baud  # frame out
+        timeout_ms += answer * 10000 // self.baud
         for _ in range(retries + 1):
             self.send(typ, addr, data, n, crc)
             t0 = clock.ticks_ms()
