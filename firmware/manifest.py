@@ -11,6 +11,8 @@ module("credential.py")
 require("rsapkcs1")
 
 # -- nfc (PN532) --
+require("pn532")
+module("nfc_task.py")
 
 # -- blocklist --
 require("blocklist")
