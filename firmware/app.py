@@ -1,20 +1,206 @@
-"""The composition root: build everything from the board and the config, run the tasks, feed
-the watchdog from the main loop."""
+"""The composition root: build everything from the board and the config, feed credentials
+from every source into one decision path, journal each verdict, drive the gate, and feed the
+watchdog from the main loop.
+
+A source (NFC task, QR task) calls `App.on_credential(cred)`: the credential is copied into a
+small fixed ring and the call returns at once, so a slow or hung source never holds up another.
+Policy when the journal cannot record (full, or a flash fault): a pass that cannot be recorded
+is not a pass. The rider is refused with JOURNAL_FULL, except in emergency release where the
+gate is open anyway (docs/reader.md).
+"""
 
 import asyncio
 
+import decision
+import journal
+import reasons as R
 import slog
+from credential import Credential
+from gate import IDLE, Feedback, Gate
+from micropython import const
 
-log = slog.Logger("app")
+log = slog.Logger("gate")
+
+QUEUE = const(4)  # credentials waiting for a decision (taps arrive at most ~1/s per source)
+_MAINT_MS = const(250)
+_IDLE_TEXT = {
+    decision.MODE_EMERGENCY: (R.MESSAGES[R.EMERGENCY][1], R.MESSAGES[R.EMERGENCY][2]),
+    decision.MODE_CLOSED: (R.MESSAGES[R.CLOSED][1], R.MESSAGES[R.CLOSED][2]),
+}
+
+
+def journal_partition(board):
+    return board.Partition.find(board.Partition.TYPE_DATA, label="journal")[0]
+
+
+class App:
+    def __init__(self, board, cfg, cfg_error=None, code_errors=None, journal_sectors=None):
+        self.board = board
+        self.cfg = cfg
+        self.clock = clock = board.clock
+        self.decider = decision.Decider(cfg, code_errors)
+        self.journal = journal.Journal(journal_partition(board), journal_sectors)
+        self.gate = Gate(board.gate_lock(), board.passage_sensor(), clock, cfg["gate_open_ms"])
+        self.feedback = Feedback(board.led_green(), board.led_red(), board.buzzer(),
+                                 board.display())
+        self.maint = board.maintenance()
+        self.lists = None
+        self._q = [Credential() for _ in range(QUEUE)]
+        self._t0 = [0] * QUEUE
+        self._rd = 0
+        self._n = 0
+        self.dropped = 0
+        self.taps = 0
+        self._ev = asyncio.Event()
+        self._mono_ms = 0
+        self._last_ms = clock.ticks_ms()
+        if cfg_error:
+            log.error("config", "%s -> out of service until fixed", cfg_error)
+            self.decider.mode = decision.MODE_CLOSED
+        self._apply_mode()
+
+    # -- inputs --------------------------------------------------------------------------
+    def on_credential(self, cred):
+        """Queue a copy of `cred` for the decision path; False when the queue is full."""
+        if self._n >= QUEUE:
+            self.dropped += 1
+            return False
+        i = (self._rd + self._n) % QUEUE
+        q = self._q[i]
+        q.kind = cred.kind
+        q.set_number(cred.number, cred.number_len)
+        q.card_type = cred.card_type
+        q.valid_from = cred.valid_from
+        q.valid_to = cred.valid_to
+        q.concession_to = cred.concession_to
+        q.clash = cred.clash
+        q.weak = cred.weak
+        q.error = cred.error
+        q.uid_len = cred.uid_len
+        q.issued_at = cred.issued_at
+        self._t0[i] = self.clock.ticks_ms()
+        self._n += 1
+        self._ev.set()
+        return True
+
+    def use_lists(self, lists):
+        """Install the active blocklist store (blocklist/OTA call this after a swap)."""
+        self.lists = lists
+        self.decider.use_lists(lists)
+
+    def set_mode(self, mode, source):
+        """Change the lane mode (local maintenance command or signed config); journalled."""
+        m = decision.mode_number(mode)
+        old = self.decider.mode
+        self.decider.mode = m
+        self._apply_mode()
+        seq = self._record(R.EVENT, R.MODE_CHANGE, 0, 0, 0)
+        log.info("mode", "mode=%s from=%s source=%s seq=%d", mode, decision.MODES[old], source,
+                 seq)
+        return seq
+
+    def _apply_mode(self):
+        m = self.decider.mode
+        self.gate.hold(m == decision.MODE_EMERGENCY)
+        zh, en = _IDLE_TEXT.get(m, IDLE)
+        self.feedback.set_idle(zh, en)
+
+    # -- the decision path ---------------------------------------------------------------
+    def _mono_s(self):
+        now = self.clock.ticks_ms()
+        self._mono_ms += self.clock.ticks_diff(now, self._last_ms)
+        self._last_ms = now
+        return self._mono_ms // 1000
+
+    def _record(self, verdict, reason, kind, ms, key):
+        d = self.decider
+        try:
+            return self.journal.append(verdict, reason, d.mode, self.clock.time(), key,
+                                       self.lists.seq if self.lists else 0, kind, d.category,
+                                       ms, d.station)
+        except OSError as e:
+            log.warn("journal", "cannot record: %s backlog=%d", e, self.journal.backlog())
+            return 0
+
+    def tap(self, cred, t0):
+        """Decide one credential: verdict, journal (durable before the gate opens), gate."""
+        d = self.decider
+        clock = self.clock
+        v = d.decide(cred, clock.time(), self._mono_s())
+        r = d.reason
+        seq = self._record(v, r, cred.kind, clock.ticks_diff(clock.ticks_ms(), t0), d.key)
+        if not seq and v == R.PASS and d.mode != decision.MODE_EMERGENCY:
+            v = R.DENY
+            r = d.reason = R.JOURNAL_FULL
+        if v == R.PASS:
+            if d.mode != decision.MODE_EMERGENCY:
+                d.admit(self._mono_ms // 1000)
+            self.gate.admit()
+        self.feedback.signal(v, r)
+        self.taps += 1
+        log.info("verdict", "seq=%d kind=%d verdict=%s reason=%s ms=%d mode=%s", seq,
+                 cred.kind, R.VERDICT_NAMES[v], R.name(r), clock.ticks_diff(clock.ticks_ms(), t0),
+                 decision.MODES[d.mode])
+        return v
+
+    async def decide_loop(self):
+        while True:
+            await self._ev.wait()
+            self._ev.clear()
+            while self._n:
+                i = self._rd
+                self.tap(self._q[i], self._t0[i])
+                self._rd = (i + 1) % QUEUE
+                self._n -= 1
+                self.journal.prepare()  # pre-erase the next sector after the gate is open
+                await asyncio.sleep_ms(0)
+
+    # -- maintenance ---------------------------------------------------------------------
+    def command(self, line):
+        """One maintenance console command; returns the reply line."""
+        words = line.split()
+        if len(words) == 2 and words[0] == "mode":
+            try:
+                self.set_mode(words[1], "local")
+            except decision.DecisionError as e:
+                return "error %s" % e
+            return "ok mode=%s" % words[1]
+        if words == ["status"]:
+            j = self.journal
+            return "ok mode=%s seq=%d backlog=%d full=%d taps=%d dropped=%d" % (
+                decision.MODES[self.decider.mode], j.next_seq - 1, j.backlog(), j.full,
+                self.taps, self.dropped)
+        return "error unknown command %r" % line
+
+    async def maintenance_loop(self):
+        while True:
+            await asyncio.sleep_ms(_MAINT_MS)
+            line = self.maint.readline()
+            if line:
+                reply = self.command(line.strip())
+                log.info("maint", "%s -> %s", line.strip(), reply)
+                self.maint.write(reply)
+
+    # -- main ----------------------------------------------------------------------------
+    async def run(self, sources=()):
+        """Run the reader; `sources` are the credential tasks (coroutines) feeding
+        on_credential. The watchdog is fed here only: a stuck main loop resets the reader."""
+        cfg = self.cfg
+        wdt = self.board.watchdog(cfg["wdt_ms"])
+        for coro in (self.decide_loop(), self.maintenance_loop(), self.gate.run(),
+                     self.feedback.run()) + tuple(sources):
+            asyncio.create_task(coro)
+        j = self.journal
+        log.info("ready", "board=%s station=%d reader=%s dir=%s mode=%s journal=%d backlog=%d",
+                 self.board.NAME, cfg["station_id"], cfg["reader_id"], cfg["direction"],
+                 decision.MODES[self.decider.mode], j.next_seq - 1, j.backlog())
+        while True:
+            wdt.feed()
+            was_full = j.full
+            if not j.prepare() and not was_full:
+                log.warn("journal", "full backlog=%d", j.backlog())
+            await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
 
 
 async def main(board, cfg, cfg_error=None):
-    wdt = board.watchdog(cfg["wdt_ms"])
-    mode = "closed" if cfg_error else cfg["lane_mode"]
-    if cfg_error:
-        log.error("config", "%s -> out of service until fixed", cfg_error)
-    log.info("ready", "board=%s station=%d reader=%s dir=%s mode=%s",
-             board.NAME, cfg["station_id"], cfg["reader_id"], cfg["direction"], mode)
-    while True:
-        wdt.feed()
-        await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
+    await App(board, cfg, cfg_error).run()

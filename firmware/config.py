@@ -16,6 +16,9 @@ DEFAULTS = {
     "health_window_h": 48,
     "passback_s": 600,  # anti-passback window per credential
     "mifare_allowed": False,  # MIFARE Classic is the weaker credential: opt-in
+    "card_types": [],  # issuer card types accepted (empty: all)
+    "no_list_action": "manual",  # no blocklist installed: "pass" | "manual" | "deny"
+    "utc_offset_min": 480,  # local time for card expiry dates (China: UTC+8)
     "nfc_poll_ms": 100,
     "gate_open_ms": 5000,
     "wdt_ms": 8000,
@@ -28,6 +31,7 @@ _CHOICES = {
     "direction": ("entry", "exit", "bus"),
     "lane_mode": ("normal", "manual", "emergency", "closed"),
     "log_level": ("debug", "info", "warn", "error"),
+    "no_list_action": ("pass", "manual", "deny"),
 }
 _RANGES = {
     "station_id": (0, 0xFFFF),
@@ -37,6 +41,7 @@ _RANGES = {
     "gate_open_ms": (500, 60000),
     "wdt_ms": (2000, 60000),
     "sync_period_s": (5, 86400),
+    "utc_offset_min": (-720, 840),
 }
 
 
@@ -63,6 +68,8 @@ def validate(values):
             raise ConfigError(key, "must be one of %s" % ", ".join(_CHOICES[key]))
         if key in _RANGES and not _RANGES[key][0] <= v <= _RANGES[key][1]:
             raise ConfigError(key, "must be within %d..%d" % _RANGES[key])
+        if want is list and any(type(x) is not int or not 0 <= x <= 255 for x in v):
+            raise ConfigError(key, "must be a list of integers 0..255")
         cfg[key] = v
     return cfg
 
