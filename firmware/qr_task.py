@@ -85,7 +85,7 @@ class QrReader:
         while True:
             if not self.configured and clock.ticks_diff(clock.ticks_ms(), last) >= backoff:
                 if not await self.configure():
-                    backoff = min(backoff * 2 + 500, 30000)
+                    backoff = min(backoff * 2 or 500, 5000)  # a gate is back within 5 s
                     last = clock.ticks_ms()
                     continue
                 backoff = 0
@@ -96,13 +96,21 @@ class QrReader:
             if n:
                 last = clock.ticks_ms()
                 await self._deliver(n, on_credential)
-            elif self.configured and clock.ticks_diff(clock.ticks_ms(), last) >= quiet_ms:
+            elif self.configured and self._quiet(last, quiet_ms, command):
                 await self._probe()
                 last = clock.ticks_ms()
                 n = eng.take()  # a code that arrived while the command was out
                 if n:
                     await self._deliver(n, on_credential)
             await asyncio.sleep_ms(cfg["qr_poll_ms"])
+
+    def _quiet(self, last, quiet_ms, command):
+        """Time to probe: nothing heard (continuous) / no code (command mode) for quiet_ms."""
+        clock = self._clock
+        now = clock.ticks_ms()
+        if clock.ticks_diff(now, last) < quiet_ms:
+            return False
+        return command or clock.ticks_diff(now, self.engine.rx_ms) >= quiet_ms
 
     async def _deliver(self, n, on_credential):
         self.scans += 1

@@ -38,12 +38,12 @@ async def main():
 
 
 class Scenario:
-    """Actions on the simulated world at virtual times relative to the reader's "t0" line
-    (its first request after configuring the engine)."""
+    """Actions on the simulated engine at virtual times (ms) relative to the reader's "t0" line
+    (its first request after printing it): (at_ms, method name, *args)."""
 
     def __init__(self, reader, sim, actions):
         self.sim = sim
-        self.actions = sorted(actions)
+        self.actions = sorted(actions, key=lambda a: a[0])
         self.t0 = None
         reader.listeners.append(self._line)
         reader.hw.hooks.append(self._tick)
@@ -58,8 +58,12 @@ class Scenario:
         if self.t0 is None or self.t0 < 0:
             return
         while self.actions and now >= self.t0 + self.actions[0][0] * 1000:
-            at, fn, *args = self.actions.pop(0)
-            fn(*args, at_us=self.t0 + at * 1000) if fn != self.sim.hide else fn()
+            at, name, *args = self.actions.pop(0)
+            fn = getattr(self.sim, name)
+            if name in ("show", "inject"):
+                fn(*args, at_us=self.t0 + at * 1000)
+            else:
+                fn(*args)
 
 
 def scan(reader, tmp_path, actions, mode=2, duration=6000, buf=128, same=1000, **simkw):
@@ -70,7 +74,7 @@ def scan(reader, tmp_path, actions, mode=2, duration=6000, buf=128, same=1000, *
     for k, v in (("BUF", buf), ("SAME", same), ("MODE", mode), ("DURATION", duration)):
         src = src.replace("@%s@" % k, str(v))
     (d / "scan_work.py").write_text(src)
-    Scenario(reader, sim, [(at, getattr(sim, fn), *args) for at, fn, *args in actions])
+    Scenario(reader, sim, actions)
     code, out = reader.run(entry="scan_work", extra_path=d)
     assert code == 0, "\n".join(out)
     codes = [(int(line.split()[1]), eval(line.split(" ", 2)[2])) for line in out

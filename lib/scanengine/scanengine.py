@@ -3,7 +3,9 @@
 Configuration: `7E 00 | type | len | addrH addrL | data | CRC-16/XMODEM` commands, answered by
 `02 00 00 | len | data | CRC`; the engine stays silent on a bad CRC or a malformed command, so
 every command has a timeout and retries. Scan data has no framing at all: a code ends at the
-terminator (CR by default) or after an idle gap, whichever comes first.
+terminator (CR by default) or after an idle gap, whichever comes first. A reply can arrive late
+(queued behind scan output that was on the wire): anything starting with `02 00 00` at the start
+of a code is taken as a reply, so scan data must not begin with STX (ride codes never do).
 
 The receive path (`poll`/`feed`) allocates nothing: a fixed chunk buffer, a fixed assembly
 buffer (over-long input is dropped and counted) and a fixed copy of the last code, which also
@@ -64,6 +66,7 @@ class ScanEngine:
         self._n = 0  # bytes assembled in _acc
         self._over = False  # current input ran past the buffer: dropped at its end
         self._last_ms = 0  # when the last scan byte arrived
+        self.rx_ms = 0  # when anything last arrived (the engine is alive)
         self._seen_ms = 0  # when the last delivered code was last read
         self._rx = bytearray(_CHUNK)
         self._rpos = 0
@@ -81,6 +84,7 @@ class ScanEngine:
         self.overruns = 0
         self.bad_replies = 0
         self.timeouts = 0
+        self.late_replies = 0
 
     # -- configuration commands --
     def send(self, typ, addr, data=b"", n=-1, crc=-1):
@@ -168,6 +172,8 @@ class ScanEngine:
             got = self._uart.readinto(self._rx, _CHUNK)
             self._rpos = 0
             self._rend = got or 0
+            if got:
+                self.rx_ms = now
         n = self._feed(self._rx, self._rend, now)
         if not n and (self._n or self._over) and \
                 self._clock.ticks_diff(now, self._last_ms) >= self.gap_ms:
@@ -180,9 +186,8 @@ class ScanEngine:
         while i < end:
             b = buf[i]
             i += 1
-            if self._pending or self._rstate:
-                if self._reply_byte(b):
-                    continue
+            if self._reply_byte(b):
+                continue
             if b == self.terminator or b == 0x0A or b == 0x0D:
                 if self._n or self._over:
                     n = self._complete(now)
@@ -206,6 +211,8 @@ class ScanEngine:
         if self._rstate == _R_IDLE:
             if b != 0x02 or self._n:
                 return False
+            if not self._pending:
+                self.late_replies += 1  # answer to a command that already timed out
             self._rstate = _R_BODY
             r[0] = b
             self._rn = 1

@@ -86,6 +86,12 @@ class ScanEngineSim(UartDevice):
         with self.lock:
             self._shown = None
 
+    def set_silent(self, silent):
+        """The engine dies (or comes back): no replies, no output while silent."""
+        with self.lock:
+            self.silent = silent
+            self._cmd.clear()
+
     def inject(self, data, at_us=None):
         """Raw bytes on the wire (garbage, a partial code, a code without terminator)."""
         with self.lock:
