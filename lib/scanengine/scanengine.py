@@ -36,6 +36,7 @@ _MAX_WRITE = const(245)
 _CHUNK = const(64)
 _R_IDLE = const(0)
 _R_BODY = const(1)
+_LATE_MS = const(1000)  # a reply this late after its command is still recognised
 
 
 class ScanEngineError(OSError):
@@ -75,6 +76,7 @@ class ScanEngine:
         self.reply = bytearray(262)  # 02 00 00 len data(<=256) crc crc
         self.reply_len = -1  # data bytes of the last good reply; -1 while none
         self._pending = False
+        self._sent_ms = 0
         self._rstate = _R_IDLE
         self._rn = 0
         self._ready = 0
@@ -110,6 +112,7 @@ class ScanEngine:
         self.reply_len = -1
         self._pending = True
         self._rstate = _R_IDLE
+        self._sent_ms = self._clock.ticks_ms()
         self._uart.write(memoryview(t)[: 8 + n])
 
     async def command(self, typ, addr, data=b"", n=-1, crc=-1, timeout_ms=150, retries=2):
@@ -175,9 +178,14 @@ class ScanEngine:
             if got:
                 self.rx_ms = now
         n = self._feed(self._rx, self._rend, now)
-        if not n and (self._n or self._over) and \
-                self._clock.ticks_diff(now, self._last_ms) >= self.gap_ms:
+        if n:
+            return n
+        diff = self._clock.ticks_diff
+        if (self._n or self._over) and diff(now, self._last_ms) >= self.gap_ms:
             n = self._complete(now)  # idle gap: the code ended without a terminator
+        if self._rstate and diff(now, self.rx_ms) >= self.gap_ms:
+            self._rstate = _R_IDLE  # a reply cut short: the command will time out
+            self.bad_replies += 1
         return n
 
     def _feed(self, buf, end, now):
@@ -186,7 +194,7 @@ class ScanEngine:
         while i < end:
             b = buf[i]
             i += 1
-            if self._reply_byte(b):
+            if self._reply_byte(b, now):
                 continue
             if b == self.terminator or b == 0x0A or b == 0x0D:
                 if self._n or self._over:
@@ -204,7 +212,7 @@ class ScanEngine:
         self._rpos = end
         return 0
 
-    def _reply_byte(self, b):
+    def _reply_byte(self, b, now):
         """Feed a byte to the reply parser; False if it is not part of a reply."""
         r = self.reply
         k = self._rn
@@ -212,6 +220,8 @@ class ScanEngine:
             if b != 0x02 or self._n:
                 return False
             if not self._pending:
+                if self._clock.ticks_diff(now, self._sent_ms) > _LATE_MS:
+                    return False  # no command out lately: STX is scan data
                 self.late_replies += 1  # answer to a command that already timed out
             self._rstate = _R_BODY
             r[0] = b
