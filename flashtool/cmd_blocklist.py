@@ -115,6 +115,14 @@ def size_for(n, eps):
         c += 0.25
 
 
+def design_fp(img):
+    """The whole-list false-positive rate the layout of img is built for (sum over categories
+    of the blocked-Bloom formula at each category's bits/entry and k)."""
+    h = fmt.Header(img, len(img))
+    return sum(blocked_fp(pages * fmt.PAGE_BITS / n, k)
+               for _c, _a, _s, _f, k, pages, _o, n, _nm in h.cats if n)
+
+
 # --- build --------------------------------------------------------------------------------------
 def read_entries(path):
     """CSV rows `namespace,identifier,category` (names or numbers; '#' starts a comment)."""
@@ -175,7 +183,7 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=D
     body[: fmt.HEADER_LEN] = fmt.pack_header(fmt.KIND_FULL, len(cats), seq, 0, issued,
                                              max_age_s, signed_len, key, key_id(pubkey(priv)[0]),
                                              0)
-    cube = khash.CUBE
+    bits = khash.bits
     done = 0
     for i, (cid, pages, k, off, n) in enumerate(layout):
         name, act, stale, flags = cats[cid]
@@ -183,10 +191,7 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=D
         body[at: at + fmt.CAT_LEN] = fmt.pack_cat(cid, act, stale, flags, k, pages, off, n, name)
         for d in by_cat[cid]:
             base = off + (int.from_bytes(d[8:12], "little") & 0x3FFFFFFF) % pages * fmt.PAGE
-            h1 = d[12] | (d[13] & 0x0F) << 8
-            h2 = d[14] | (d[15] & 0x0F) << 8 | 1
-            for j in range(k):
-                b = (h1 + j * h2 + cube[j]) & 4095
+            for b in bits(d, k):
                 body[base + (b >> 3)] |= 1 << (b & 7)
             done += 1
             if progress and not done & 0xFFFF:

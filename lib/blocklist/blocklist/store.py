@@ -32,7 +32,7 @@ from blocklist.fmt import (
     KIND_FULL,
     ListError,
 )
-from blocklist.khash import CUBE, MAX_IDENT, MSG_LEN, message
+from blocklist.khash import CUBE, DIRECT, MAX_IDENT, MSG_LEN, message
 from blocklist.sha256v import Sha256
 
 _SECTOR = const(4096)
@@ -162,8 +162,8 @@ class ListStore:
         if self._dn:
             self._delta(d)
         v = d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24
-        h1 = d[12] | (d[13] & 0x0F) << 8
-        h2 = d[14] | (d[15] & 0x0F) << 8 | 1
+        h1 = d[12] | (d[13] & 0x0F) << 8  # khash.position(d, 0)
+        h2 = d[13] >> 4 | d[14] << 4 | 1  # khash.position(d, 1) | 1
         page = self._page
         part = self._part
         for ci in range(self._ncat):
@@ -177,7 +177,11 @@ class ListStore:
             k = self._ks[ci]
             i = 0
             while i < k:
-                b = (h1 + i * h2 + CUBE[i]) & 4095
+                if i < DIRECT:  # khash.position(d, i), inlined
+                    j = 12 + (12 * i >> 3)
+                    b = d[j] >> 4 | d[j + 1] << 4 if i & 1 else d[j] | (d[j + 1] & 0x0F) << 8
+                else:
+                    b = (h1 + i * h2 + CUBE[i]) & 4095
                 if not page[b >> 3] & (1 << (b & 7)):
                     break
                 i += 1

@@ -1,0 +1,227 @@
+"""`flash.py bench blocklist`: size, bits/entry, measured false-positive rate, members found,
+lookup cost on MicroPython and build time for a 1,000,000-entry list (--quick: 100,000).
+
+The FP count runs the shared keyed hash and probe rule in CPython over fresh non-members (two
+processes); the lookup cost is measured on the MicroPython unix port running the compiled
+ListStore against the NOR flash model, and the ESP32 figure is the project estimate: host CPU
+time x 50 (x 200 for the big-integer RSA verify) + modelled flash reads.
+"""
+
+import csv
+import hashlib
+import math
+import os
+import subprocess
+import tempfile
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+from flashtool import cmd_blocklist as cb
+from flashtool.cmd_bench import BIGINT_FACTOR, CPU_FACTOR
+
+ROOT = Path(__file__).resolve().parents[1]
+# SPI flash read model (ESP32, 80 MHz QIO through the cache-bypassing partition API):
+# ~20 us command/setup + 512 bytes at ~40 MB/s
+PAGE_READ_US = 20 + 512 / 40
+_IMG = None  # the image the FP workers scan (set before forking)
+
+
+def _fp_worker(bounds):
+    """Count non-members i in [lo, hi) that the list reports (any category)."""
+    lo, hi = bounds
+    img = _IMG
+    h = cb.fmt.Header(img, len(img))
+    key = h.key
+    position = cb.khash.position
+    direct = cb.khash.DIRECT
+    cube = cb.khash.CUBE
+    cats = [(off, pages, k) for _c, _a, _s, _f, k, pages, off, _n, _nm in h.cats]
+    sha = hashlib.sha256
+    prefix = key + bytes([1, 19])
+    hits = 0
+    for i in range(lo, hi):
+        d = sha(prefix + b"9%018d" % i).digest()
+        v = int.from_bytes(d[8:12], "little") & 0x3FFFFFFF
+        h1 = position(d, 0)
+        h2 = position(d, 1) | 1
+        for off, pages, k in cats:
+            base = off + v % pages * 512
+            for j in range(k):
+                b = position(d, j) if j < direct else (h1 + j * h2 + cube[j]) & 4095
+                if not img[base + (b >> 3)] >> (b & 7) & 1:
+                    break
+            else:
+                hits += 1
+                break
+    return hits
+
+
+def count_fp(img, n, procs=2):
+    global _IMG
+    _IMG = img
+    step = -(-n // (procs * 8))
+    parts = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    with get_context("fork").Pool(procs) as pool:
+        return sum(pool.map(_fp_worker, parts))
+
+
+def member_check(img, ents):
+    """(not found at all, found in another category first): a member must never be missed;
+    an earlier category's false hit can shadow its own (rate ~ that category's FP)."""
+    got = [(cb.lookup(img, ns, ident), cid) for ns, ident, cid in ents]
+    return sum(1 for g, _ in got if not g), sum(1 for g, c in got if g and g != c)
+
+
+def mixed(n):
+    """A plausible category mix: lost/stolen and unpaid dominate."""
+    shares = ((1, 0.5), (2, 0.3), (3, 0.1), (4, 0.05), (5, 0.05))
+    out = []
+    start = 0
+    for cid, share in shares:
+        cnt = round(n * share)
+        out += [(1, b"1%018d" % i, cid) for i in range(start, start + cnt)]
+        start += cnt
+    return out
+
+
+def build_from_csv(ents, priv, workdir, fp):
+    """The CLI path: CSV -> entries -> signed image; returns (image, seconds)."""
+    path = workdir / "list.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        for ns, ident, cid in ents:
+            w.writerow((ns, ident.decode(), cid))
+    t0 = time.perf_counter()
+    img = cb.build_image(cb.read_entries(path), priv, seq=1, fp=fp)
+    return img, time.perf_counter() - t0
+
+
+MP_LOOKUP = """
+import time, nor, partition, hosttables
+from partition import Partition
+from blocklist.store import ListStore
+flash = nor.NorFlash(%(flash)r, 16777216)
+partition.attach(flash, hosttables.PARTITIONS)
+store = ListStore(Partition, (%(n)d, %(e)d))
+f = open(%(img)r, 'rb')
+f.seek(0, 2)
+total = f.tell()
+f.seek(0)
+buf = bytearray(16384)
+t0 = time.ticks_us()
+inst = store.begin(total)
+while True:
+    k = f.readinto(buf)
+    if not k:
+        break
+    inst.write(memoryview(buf)[:k])
+t1 = time.ticks_us()
+inst.finish()
+t2 = time.ticks_us()
+print('install', time.ticks_diff(t1, t0), time.ticks_diff(t2, t1), flash.erases, flash.programs)
+ids = [bytearray(b'1%%018d' %% (i * 7919 %% %(members)d)) for i in range(%(m)d)]
+non = [bytearray(b'8%%018d' %% i) for i in range(%(m)d)]
+found = 0
+t0 = time.ticks_us()
+for x in ids:
+    if store.lookup(1, x, 19):
+        found += 1
+t1 = time.ticks_us()
+for x in non:
+    if store.lookup(1, x, 19):
+        found += 1000000
+t2 = time.ticks_us()
+print('lookup', found, time.ticks_diff(t1, t0), time.ticks_diff(t2, t1))
+"""
+
+
+def mp_lookup(img_path, pub, members, m):
+    from flashtool.cmd_build import build
+    from sim.runner import blank_image, micropython_bin
+
+    link, _ = build("host", quiet=True)
+    with tempfile.TemporaryDirectory() as d:
+        flash = Path(d) / "flash.img"
+        blank_image(flash)
+        script = Path(d) / "bench.py"
+        script.write_text(MP_LOOKUP % {"flash": str(flash), "n": pub[0], "e": pub[1],
+                                       "img": str(img_path), "members": members, "m": m})
+        r = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(script)],
+                           env=dict(os.environ, MICROPYPATH=str(link.resolve())),
+                           capture_output=True, text=True, timeout=1200)
+    if r.returncode:
+        raise SystemExit("micropython bench failed:\n" + r.stdout + r.stderr)
+    vals = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        vals[parts[0]] = [int(x) for x in parts[1:]]
+    return vals
+
+
+def report(title, img, ents, fp_target, build_s, nonmembers):
+    h = cb.fmt.Header(img, len(img))
+    n = len(ents)
+    bits = len(img) * 8 / n
+    t0 = time.perf_counter()
+    fps = count_fp(img, nonmembers)
+    fp_s = time.perf_counter() - t0
+    sample = ents[:: max(1, n // 200000)]
+    missing, other = member_check(img, sample)
+    rate = fps / nonmembers
+    eps = cb.design_fp(img)
+    print("-- %s --" % title)
+    print("entries %d, categories %s" % (n, ", ".join("%s %d" % (c[8], c[7]) for c in h.cats)))
+    print("image %d bytes = %.2f MiB (slot image area %.2f MiB), %.2f bits/entry" % (
+        len(img), len(img) / 2 ** 20, cb.IMAGE_CAP / 2 ** 20, bits))
+    print("design FP target %.1e (split over categories by size)" % fp_target)
+    print("measured FP %d / %d fresh non-members = %.2e  (%s 1e-6)  [%.1f s, 2 processes]" % (
+        fps, nonmembers, rate, "<=" if rate <= 1e-6 else "ABOVE", fp_s))
+    print("bits/entry %.2f vs 1.55 x log2(1/eps) = %.2f with eps = %.2e, this layout's "
+          "computed FP (Putze formula; measured above)%s = %.3f x log2(1/eps)"
+          % (bits, 1.55 * math.log2(1 / eps), eps,
+             "" if bits <= 1.55 * math.log2(1 / eps) else "  ABOVE", bits / math.log2(1 / eps)))
+    print("members checked %d: missing %d, reported in another category %d"
+          % (len(sample), missing, other))
+    print("build from CSV %.1f s (read CSV, hash, set bits, sign)" % build_s)
+
+
+def run(args):
+    n = 100_000 if args.quick else 1_000_000
+    nonmembers = 1_000_000 if args.quick else 10_000_000
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        cb.keygen(work, "bench")
+        priv = cb.load_private(work / "bench.pem")
+        pub = cb.pubkey(priv)
+        one = [(1, b"1%018d" % i, 1) for i in range(n)]
+        img, build_s = build_from_csv(one, priv, work, cb.DEFAULT_FP)
+        report("%d entries, one category (lost_stolen)" % n, img, one, cb.DEFAULT_FP, build_s,
+               nonmembers)
+        (work / "one.img").write_bytes(img)
+        mix = mixed(n)
+        img2, build2 = build_from_csv(mix, priv, work, 1e-6)
+        report("%d entries, category mix 50/30/10/5/5 %%" % n, img2, mix, 1e-6, build2,
+               nonmembers // (1 if args.quick else 2))
+        m = 200 if args.quick else 1000
+        v = mp_lookup(work / "one.img", pub, n, m)
+    wr_us, fin_us, erases, programs = v["install"]
+    found, mem_us, non_us = v["lookup"]
+    print("-- on the reader (MicroPython unix port, compiled ListStore, NOR flash model) --")
+    print("install %d bytes: stream+program+read-back hash %.2f s host, finish (RSA-2048 "
+          "verify, switch) %.3f s host; %d erases, %d programs" % (
+              len(img), wr_us / 1e6, fin_us / 1e6, erases, programs))
+    print("  ESP32 estimate: RSA verify %.2f s (host x %d); flash erase/program time dominates "
+          "the rest (4 MiB: ~1024 x 45 ms erase + 16384 x 0.7 ms page program ~ 58 s)" % (
+              fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR))
+    print("lookup: %d/%d members found, %d false hits in %d non-members" % (
+        found % 1000000, m, found // 1000000, m))
+    ncat = 1
+    for tag, us in (("member", mem_us), ("non-member", non_us)):
+        per = us / m
+        print("  %s lookup %.1f us host CPU (incl. NOR model file read) -> ESP32 estimate "
+              "%.1f ms (x %d) + %d page read x %.0f us = %.1f ms" % (
+                  tag, per, per * CPU_FACTOR / 1000, CPU_FACTOR, ncat, PAGE_READ_US,
+                  (per * CPU_FACTOR + ncat * PAGE_READ_US) / 1000))
+    print("  (with 5 categories a non-member reads 5 pages: + %.2f ms)"
+          % (4 * PAGE_READ_US / 1000))
