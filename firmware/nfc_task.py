@@ -129,7 +129,10 @@ class NfcReader:
             return
         cred = self.cred
         if nb == 2:
-            await self._do(drv.release(0))
+            # Field off and on rather than InRelease: a halted card would stay silent and
+            # the next poll would read the other one while both are still there.
+            await self._do(drv.rf_field(False))
+            await self._do(drv.rf_field(True))
             if self._last_len == 1 and self._last[0] == 0xFF:
                 return  # the same clash is still there
             self._last[0] = 0xFF

@@ -138,6 +138,7 @@ class PN532Sim:
         self.last_resp = None
         self.last_read = None
         self.retries = 0xFF
+        self.rf_on = True
         self.targets = {}
         self.chain_in = bytearray()
         self.chain_out = b""
@@ -373,6 +374,12 @@ class PN532Sim:
         if cmd == 0x32:
             if p[0] == 0x05:
                 self.retries = p[3]
+            elif p[0] == 0x01:
+                self.rf_on = bool(p[1] & 1)
+                if not self.rf_on:  # every card in the field loses power
+                    for c in self.field.cards(t):
+                        c.left_field()
+                    self.targets = {}
             elif p[0] not in (0x01, 0x02, 0x04, 0x0A, 0x0B, 0x0C, 0x0D):
                 return CMD_US, None
             return CMD_US, b""
@@ -401,6 +408,8 @@ class PN532Sim:
             return CMD_US, None
         self.targets = {}
         cards = [c for c in self.field.cards(t) if not c.halted] if brty == 0 else []
+        if not self.rf_on:
+            cards = []
         if not cards:
             if self.retries == 0xFF:
                 return None  # waits for a card forever (until aborted)

@@ -393,6 +393,13 @@ class PN532:
         self.params[0] = tg
         yield from self.call(CMD_RELEASE, 1, 300)
 
+    def rf_field(self, on):
+        """RFConfiguration item 1: switch the field off (every card loses power and forgets
+        its HALT state) or on again."""
+        self.params[0] = 0x01
+        self.params[1] = 0x01 if on else 0x00
+        yield from self.call(CMD_RFCONFIG, 2, 100)
+
     def deselect(self, tg=0):
         self.params[0] = tg
         yield from self.call(CMD_DESELECT, 1, 300)
