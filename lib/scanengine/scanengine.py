@@ -77,6 +77,7 @@ class ScanEngine:
         self.reply_len = -1  # data bytes of the last good reply; -1 while none
         self._pending = False
         self._sent_ms = 0
+        self._sent = False  # a command went out less than _LATE_MS ago (maybe)
         self._rstate = _R_IDLE
         self._rn = 0
         self._ready = 0
@@ -113,6 +114,7 @@ class ScanEngine:
         self._pending = True
         self._rstate = _R_IDLE
         self._sent_ms = self._clock.ticks_ms()
+        self._sent = True
         self._uart.write(memoryview(t)[: 8 + n])
 
     async def command(self, typ, addr, data=b"", n=-1, crc=-1, timeout_ms=150, retries=2):
@@ -220,7 +222,8 @@ class ScanEngine:
             if b != 0x02 or self._n:
                 return False
             if not self._pending:
-                if self._clock.ticks_diff(now, self._sent_ms) > _LATE_MS:
+                if not self._sent or self._clock.ticks_diff(now, self._sent_ms) > _LATE_MS:
+                    self._sent = False
                     return False  # no command out lately: STX is scan data
                 self.late_replies += 1  # answer to a command that already timed out
             self._rstate = _R_BODY
@@ -243,6 +246,7 @@ class ScanEngine:
                 if crc == (r[ln + 4] << 8 | r[ln + 5]):
                     self.reply_len = ln
                     self._pending = False
+                    self._sent = False
                 else:
                     self.bad_replies += 1
         return True

@@ -1,0 +1,118 @@
+"""Fuzzed ride-code strings on the reader's verifier (MicroPython, compiled): nothing unhandled,
+nobody passes. Short form in `make test`; >= 100,000 strings under @pytest.mark.long."""
+
+import random
+import struct
+
+import pytest
+from test_ridecode_support import NOW, RESULTS, make_world
+
+from flashtool import cmd_codes as cc
+
+base45 = cc.base45
+ALPHA = base45.ALPHABET
+
+
+@pytest.fixture
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory)
+
+
+def mutate(rng, world, cert_pool):
+    """One fuzzed code string (bytes), never equal to a genuine code."""
+    cert = rng.choice(cert_pool)
+    good = world.code(cert=cert, gen=NOW - rng.randrange(60), counter=rng.randrange(65536))
+    kind = rng.randrange(9)
+    s = bytearray(good)
+    if kind == 0:  # a few characters replaced by base45 characters
+        for _ in range(rng.randint(1, 3)):
+            s[rng.randrange(4, len(s))] = rng.choice(ALPHA)
+    elif kind == 1:  # any byte anywhere
+        for _ in range(rng.randint(1, 3)):
+            s[rng.randrange(len(s))] = rng.randrange(256)
+    elif kind == 2:  # cut, or a range deleted
+        a = rng.randrange(len(s))
+        del s[a:a + rng.randint(1, 40)]
+    elif kind == 3:  # inserted characters
+        a = rng.randrange(len(s) + 1)
+        s[a:a] = bytes(rng.choice(ALPHA) for _ in range(rng.randint(1, 6)))
+    elif kind == 4:  # binary-level field changes, cleanly re-encoded: reaches the crypto checks
+        raw = bytearray(base45.decode(bytes(s[4:])))
+        for _ in range(rng.randint(1, 3)):
+            raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        s = bytearray(b"RC1:" + base45.encode(bytes(raw)))
+    elif kind == 5:  # random binary of a plausible length, valid base45
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 330)))
+        s = bytearray(b"RC1:" + base45.encode(raw))
+    elif kind == 6:  # random binary with a plausible header (version 1, key 1, account len)
+        acc = rng.randint(0, 25)
+        raw = bytes([1, rng.choice((1, 2, 9)), 5, acc]) + bytes(
+            rng.randrange(256) for _ in range(rng.randint(0, 320)))
+        s = bytearray(b"RC1:" + base45.encode(raw))
+    elif kind == 7:  # two codes glued, or a doubled prefix
+        s = bytearray(good + (good if rng.random() < 0.5 else b"RC1:"))
+    else:  # noise
+        s = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 900)))
+    if bytes(s) == good:
+        s.append(ALPHA[0])
+    return bytes(s)
+
+
+HARNESS = """
+import credential
+from ridecode import keyset, verifier
+ks = keyset.load(open(%r, "rb").read(), %d, %d)
+class Clock:
+    def time(self):
+        return %d
+v = verifier.Verifier(ks, Clock(), replay_slots=64)
+cred = credential.Credential()
+buf = bytearray(1024)
+count = 0
+with open(%r, "rb") as f:
+    while True:
+        h = f.read(2)
+        if not h:
+            break
+        n = h[0] << 8 | h[1]
+        f.readinto(buf, n) if n else 0
+        r = v.check(buf, n, cred)
+        count += 1
+        if r == verifier.OK:
+            print("PASSED", count)
+print("counts", count, " ".join(str(c) for c in v.counts))
+"""
+
+
+def campaign(mp, world, tmp_path, n, seed):
+    rng = random.Random(seed)
+    certs = [world.cert, world.make_cert(account="A1", category=1),
+             world.make_cert(key=world.revoked, kid=2),
+             world.make_cert(key=world.stranger, kid=9),
+             world.make_cert(valid_from=NOW - 10 * 86400, valid_to=NOW - 1)]
+    path = tmp_path / "fuzz.bin"
+    with open(path, "wb") as f:
+        for _ in range(n):
+            s = mutate(rng, world, certs)[:1024]
+            f.write(struct.pack(">H", len(s)) + s)
+    out = mp(HARNESS % (str(world.ks_path), world.root["n"], world.root["e"], NOW, str(path)),
+             timeout=1800)
+    assert "PASSED" not in out, out[:2000]
+    last = out.splitlines()[-1].split()
+    assert last[0] == "counts" and int(last[1]) == n
+    counts = dict(zip(RESULTS, map(int, last[2:])))
+    print(counts)
+    assert counts["ok"] == 0
+    # the campaign reached every stage of the verifier, not only the parser
+    for reason in ("malformed", "forged", "unknown-key", "revoked", "expired"):
+        assert counts[reason] > 0, counts
+    return counts
+
+
+def test_fuzzed_code_strings_short(mp, world, tmp_path):
+    campaign(mp, world, tmp_path, 4000, seed=1)
+
+
+@pytest.mark.long
+def test_fuzzed_code_strings_full(mp, world, tmp_path):
+    campaign(mp, world, tmp_path, 100_000, seed=2)
