@@ -10,6 +10,9 @@ gate is open anyway (docs/reader.md).
 """
 
 import asyncio
+import gc
+import json
+import os
 
 import decision
 import journal
@@ -60,8 +63,9 @@ class App:
         self._apply_mode()
 
     # -- inputs --------------------------------------------------------------------------
-    def on_credential(self, cred):
-        """Queue a copy of `cred` for the decision path; False when the queue is full."""
+    async def on_credential(self, cred):
+        """Queue a copy of `cred` for the decision path; False when the queue is full. Never
+        waits for the decision: the source goes back to its chip at once."""
         if self._n >= QUEUE:
             self.dropped += 1
             return False
@@ -202,5 +206,58 @@ class App:
             await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
 
 
+    def self_check(self):
+        """OTA self-test: the journal mounted and a decision can be made and recorded."""
+        return self.journal.next_seq > 0 and self.decider.mode in range(len(decision.MODES))
+
+
+def list_key(path="/keys"):
+    """(n, e) of the list-signing key among the trusted keys in /keys/*.pub (the signed-
+    manifest key files, JSON {"role", "n": hex, "e"}), or None. Read here rather than through
+    the OTA module, which the app does not otherwise need in RAM."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return None
+    for name in names:
+        if name.endswith(".pub"):
+            with open(path + "/" + name) as f:
+                d = json.load(f)
+            if d.get("role") == "list":
+                return int(d["n"], 16), d["e"]
+    return None
+
+
 async def main(board, cfg, cfg_error=None):
-    await App(board, cfg, cfg_error).run()
+    """Wire the sources to the App. Each source's module is imported just before its object is
+    built: on the host every module's bytecode sits in the heap (frozen in flash on the ESP32),
+    and building the large buffers right after each import keeps them from failing on a heap
+    fragmented by later imports."""
+    gc.collect()
+    from ridecode import verifier as ridecode
+    from ridecode.keyset import KeySet
+
+    # Ride codes: no key set until trust data is installed (every code -> CODE_UNKNOWN_KEY);
+    # the installer calls app.verifier.set_keyset(ks).
+    verifier = ridecode.Verifier(KeySet(), board.clock)
+    from qr_task import QrReader
+
+    qr = QrReader(board.scanner_uart(), board.clock, verifier, cfg)
+    from nfc_task import NfcReader
+
+    nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg)
+    key = list_key()
+    store = None
+    if key:
+        from blocklist.store import ListStore
+
+        store = ListStore(board.Partition, key)
+    a = App(board, cfg, cfg_error, code_errors=R.code_table(ridecode))
+    a.verifier = verifier
+    a.store = store
+    if store is not None and store.active():
+        a.use_lists(store)
+    gc.collect()
+    log.info("lists", "active=%d seq=%d free=%d", a.lists is not None,
+             a.lists.seq if a.lists else 0, gc.mem_free())
+    await a.run([nfc.run(a.on_credential), qr.run(a.on_credential)])

@@ -88,7 +88,7 @@ def run():
                 a.journal.ack(a.journal.next_seq - 1)
             else:
                 fill(step["tap"])
-                a.on_credential(c)
+                await a.on_credential(c)
         rep = sc.get("repeat")
         if rep:
             fill(rep["tap"])
@@ -98,7 +98,7 @@ def run():
                 c.number[c.number_len - 1] = 48 + i % 10
                 c.number[c.number_len - 2] = 48 + (i // 10) % 10
                 c.number[c.number_len - 3] = 48 + (i // 100) % 10
-                a.on_credential(c)
+                await a.on_credential(c)
                 if i % rep["ack_every"] == 0:
                     a.journal.ack(a.journal.next_seq - 1)
                 if i % rep["mem_every"] == 0:
