@@ -167,8 +167,10 @@ class NfcReader:
         except PN532Error:
             pass
         self._remember_uid(t)
-        if cred.error == 0 and self._same_number(cred):
-            self.stats["held"] += 1  # e.g. a phone re-answering with a new random UID
+        if (cred.error == 0 and self._same_number(cred)) or (cred.error and self._last_len):
+            # e.g. a phone re-answering with a new random UID, or one pulled away while it
+            # was being re-read: the presence that was already handed on goes on
+            self.stats["held"] += 1
             return
         self._remember_number(cred)
         await self._hand(on_credential)

@@ -59,6 +59,7 @@ class Faults:
         self.late_ack_us = 0  # the next ACK comes this much later (once)
         self.hang = False  # deaf and mute until RSTPD_N is pulsed
         self.ignore = 0  # ignore the next N commands entirely (lost on the line)
+        self.stale = 0  # a leftover response frame arrives ahead of the next N ACKs
 
 
 class Field:
@@ -174,7 +175,7 @@ class PN532Sim:
             d = self.now - now
             for e in self.pending:
                 e[0] -= d
-            self.ready = deque((t - d, f) for t, f in self.ready)
+            self.ready = deque((t - d, f, c) for t, f, c in self.ready)
             for e in self.field._cards:
                 e[1] -= d
                 if e[2] is not None:
@@ -189,6 +190,7 @@ class PN532Sim:
     # -- output --
     def _emit(self, t, data, response=False):
         f = self.faults
+        clean = bytes(data)
         data = bytearray(data)
         if f.garbage:
             data[0:0] = bytes(f.rng.randrange(256) for _ in range(f.garbage))
@@ -200,26 +202,26 @@ class PN532Sim:
         if f.drop and len(data) > 3:
             f.drop -= 1
             del data[f.rng.randrange(3, len(data))]
-        self.pending.append([t, bytes(data), response])
+        self.pending.append([t, bytes(data), response, clean])
         self.pending.sort(key=lambda e: e[0])
 
     def advance(self, now):
         self._clock(now)
         while self.pending and self.pending[0][0] <= now:
-            t, data, _ = self.pending.pop(0)
+            t, data, _, clean = self.pending.pop(0)
             if self.record:
                 self.trace.append((t, "out", data))
             if self.transport == "hsu":
                 self.port.send(t, data)
             else:
-                self.ready.append((t, data))
+                self.ready.append((t, data, clean))
 
     def take_frame(self, now):
         """Bus transports: the next frame the host may read now, or None."""
         self.advance(now)
         if self.ready and self.ready[0][0] <= now:
-            f = self.ready.popleft()[1]
-            self.last_read = f
+            _, f, clean = self.ready.popleft()
+            self.last_read = clean  # a NACK re-sends what the chip meant to send
             return f
         return None
 
@@ -302,7 +304,7 @@ class PN532Sim:
             if self.last_resp is not None:
                 self._emit(t + ACK_US, self.last_resp, True)
         elif self.last_read is not None:
-            self.ready.appendleft((t + ACK_US, self.last_read))
+            self.ready.appendleft((t + ACK_US, self.last_read, self.last_read))
 
     def _command(self, t, payload):
         f = self.faults
@@ -321,6 +323,9 @@ class PN532Sim:
             self.chain_in = bytearray()
         ack_t = t + ACK_US + f.late_ack_us
         f.late_ack_us = 0
+        if f.stale:
+            f.stale -= 1
+            self._emit(t + 50, frame(b"\xd5\x4b\x01\x01\x00\x04\x08\x04\xde\xad\xbe\xef"))
         while f.nack_storm:
             f.nack_storm -= 1
             self._emit(ack_t, NACK)
