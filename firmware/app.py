@@ -130,8 +130,13 @@ class App:
         """Decide one credential: verdict, journal (durable before the gate opens), gate."""
         d = self.decider
         clock = self.clock
-        v = d.decide(cred, clock.time(), self._mono_s())
-        r = d.reason
+        try:
+            v = d.decide(cred, clock.time(), self._mono_s())
+            r = d.reason
+        except Exception as e:  # a list read failing must not stop the lane: staff decide
+            log.error("decide", "%r", e)
+            v = d.verdict = R.MANUAL
+            r = d.reason = R.READER_FAULT
         seq = self._record(v, r, cred.kind, clock.ticks_diff(clock.ticks_ms(), t0), d.key)
         if not seq and v == R.PASS and d.mode != decision.MODE_EMERGENCY:
             v = R.DENY

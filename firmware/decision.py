@@ -74,7 +74,11 @@ def ymd(days):
 
 
 def _action(value):
-    """Unknown action names deny: a category on the list is there to stop someone."""
+    """A category action: the list header's number (1 pass, 2 deny, 3 manual: the verdict
+    numbers) or a config name. Anything else denies: a listed category is there to stop
+    someone."""
+    if value == R.PASS or value == R.DENY or value == R.MANUAL:
+        return value
     return _ACTIONS.get(value, R.DENY)
 
 

@@ -40,6 +40,7 @@ LIST_STALE = const(23)
 NO_LIST = const(24)
 JOURNAL_FULL = const(25)
 MODE_CHANGE = const(26)
+READER_FAULT = const(27)
 
 VERDICT_NAMES = ("-", "PASS", "DENY", "MANUAL", "EVENT")
 
@@ -72,6 +73,7 @@ MESSAGES = (
     ("NO_LIST", "未加载名单，请人工核验", "No list loaded - manual check"),
     ("JOURNAL_FULL", "记录已满，暂停服务", "Journal full - out of service"),
     ("MODE_CHANGE", "模式变更", "Lane mode changed"),
+    ("READER_FAULT", "设备故障，请人工核验", "Reader fault - manual check"),
 )
 
 # Ride-code refusals (lib/ridecode result names) and the reason each maps to.
