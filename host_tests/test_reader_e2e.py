@@ -292,6 +292,25 @@ def test_every_reason_end_to_end(reader, tmp_path):
             "重复刷卡", "紧急放行", "暂停服务"} <= shown
 
 
+LIST_STATES = [
+    # (scenario lists, tap, reason, verdict)
+    (None, cpu(), "NO_LIST", "MANUAL"),
+    (dict(LISTS, stale=True, categories=dict(CATS, **{"2": ["unpaid", "manual", "manual",
+                                                            False]})),
+     cpu(), "LIST_STALE", "MANUAL"),
+    (dict(LISTS, stale=True), cpu(), "OK", "PASS"),
+]
+
+
+def test_list_states_end_to_end(reader, tmp_path):
+    for i, (lists, tap, reason, verdict) in enumerate(LIST_STATES):
+        sc = {"cfg": BASE_CFG, "steps": [{"tap": tap}], "tail_ms": 500}
+        if lists:
+            sc["lists"] = lists
+        got = verdicts(run_scenario(reader, tmp_path / str(i), sc))
+        assert [(g["reason"], g["verdict"]) for g in got] == [(reason, verdict)]
+
+
 def test_no_trusted_time_means_manual_check_for_codes(reader, tmp_path):
     sc = {"cfg": dict(BASE_CFG, no_list_action="pass"), "no_time": True,
           "steps": [{"tap": qr()}, {"tap": cpu()}]}
@@ -387,6 +406,6 @@ def test_the_scenarios_cover_every_reason_code():
     msgs = next(n.value for n in tree.body if isinstance(n, ast.Assign)
                 and getattr(n.targets[0], "id", "") == "MESSAGES")
     names = {t.elts[0].value for t in msgs.elts}
-    driven = {r for r, _, s in STEPS_ALL_REASONS if "tap" in s}
+    driven = {r for r, _, s in STEPS_ALL_REASONS if "tap" in s} | {x[2] for x in LIST_STATES}
     # JOURNAL_FULL: test_journal_full_*; MODE_CHANGE: the EVENT records checked above
     assert names - driven == {"JOURNAL_FULL", "MODE_CHANGE"}
