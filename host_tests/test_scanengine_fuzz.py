@@ -18,11 +18,12 @@ def world(tmp_path_factory):
     return make_world(tmp_path_factory)
 
 
-def segment(rng, world, certs, counter):
-    """(bytes, genuine?) for one stretch of engine output."""
+def segment(rng, world, certs, i):
+    """(bytes, genuine?) for one stretch of engine output (i: unique per genuine code)."""
     k = rng.randrange(8)
+    counter = i & 0xFFFF
     if k == 0:
-        return world.code(gen=NOW - rng.randrange(60), counter=counter), True
+        return world.code(gen=NOW - 5 - 7 * (i >> 16), counter=counter), True
     if k == 1:
         return mutate(rng, world, certs), False
     if k == 2:  # line noise with the protocol's own bytes in it
@@ -113,7 +114,7 @@ def campaign(mp, world, tmp_path, n, seed):
     genuine = 0
     with open(path, "wb") as f:
         for i in range(n):
-            data, good = segment(rng, world, certs, counter=i)
+            data, good = segment(rng, world, certs, i)
             sep = rng.randrange(4)
             if good and sep == 3 and rng.random() < 0.5:
                 sep = 0
