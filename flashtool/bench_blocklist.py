@@ -33,7 +33,6 @@ def _fp_worker(bounds):
     img = _IMG
     h = cb.fmt.Header(img, len(img))
     key = h.key
-    position = cb.khash.position
     direct = cb.khash.DIRECT
     cube = cb.khash.CUBE
     cats = [(off, pages, k) for _c, _a, _s, _f, k, pages, off, _n, _nm in h.cats]
@@ -43,12 +42,12 @@ def _fp_worker(bounds):
     for i in range(lo, hi):
         d = sha(prefix + b"9%018d" % i).digest()
         v = int.from_bytes(d[8:12], "little") & 0x3FFFFFFF
-        h1 = position(d, 0)
-        h2 = position(d, 1) | 1
+        q = int.from_bytes(d[12:], "little")  # khash.bits(), computed only as far as needed
         for off, pages, k in cats:
             base = off + v % pages * 512
             for j in range(k):
-                b = position(d, j) if j < direct else (h1 + j * h2 + cube[j]) & 4095
+                b = q >> 12 * j & 4095 if j < direct else \
+                    ((q & 4095) + j * (q >> 12 & 4095 | 1) + cube[j]) & 4095
                 if not img[base + (b >> 3)] >> (b & 7) & 1:
                     break
             else:

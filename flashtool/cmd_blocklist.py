@@ -102,17 +102,25 @@ def blocked_fp(c, k, bits=fmt.PAGE_BITS):
 
 
 def size_for(n, eps):
-    """(pages, k, design fp) for n entries at a target false-positive rate eps."""
+    """(pages, k, design fp): the fewest pages whose best k meets eps for n entries."""
     if n == 0:
         return 1, 1, 0.0
-    c = max(8.0, 1.44 * math.log2(1 / eps))
-    while True:
-        best = min((blocked_fp(c, k), k) for k in range(4, fmt.MAX_K))
-        pages = math.ceil(n * c / fmt.PAGE_BITS)
-        real = blocked_fp(pages * fmt.PAGE_BITS / n, best[1])
-        if real <= eps or pages == 1 and n < 8:
-            return pages, best[1], real
-        c += 0.25
+
+    def best(pages):
+        return min((blocked_fp(pages * fmt.PAGE_BITS / n, k), k) for k in range(4, fmt.MAX_K))
+
+    lo = max(1, math.floor(n * 1.44 * math.log2(1 / eps) / fmt.PAGE_BITS))
+    hi = lo * 2
+    while best(hi)[0] > eps:
+        hi *= 2
+    while lo < hi:  # fp falls as pages grow: smallest page count meeting eps
+        mid = (lo + hi) // 2
+        if best(mid)[0] <= eps:
+            hi = mid
+        else:
+            lo = mid + 1
+    fp, k = best(lo)
+    return lo, k, fp
 
 
 def design_fp(img):
@@ -183,16 +191,27 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=D
     body[: fmt.HEADER_LEN] = fmt.pack_header(fmt.KIND_FULL, len(cats), seq, 0, issued,
                                              max_age_s, signed_len, key, key_id(pubkey(priv)[0]),
                                              0)
-    bits = khash.bits
+    direct = khash.DIRECT
+    cube = khash.CUBE
     done = 0
     for i, (cid, pages, k, off, n) in enumerate(layout):
         name, act, stale, flags = cats[cid]
         at = fmt.HEADER_LEN + i * fmt.CAT_LEN
         body[at: at + fmt.CAT_LEN] = fmt.pack_cat(cid, act, stale, flags, k, pages, off, n, name)
-        for d in by_cat[cid]:
+        shifts = [12 * j for j in range(min(k, direct))]
+        extra = [(j, cube[j]) for j in range(direct, k)]
+        for d in by_cat[cid]:  # khash.page_of() and khash.bits(), unrolled for speed
             base = off + (int.from_bytes(d[8:12], "little") & 0x3FFFFFFF) % pages * fmt.PAGE
-            for b in bits(d, k):
+            q = int.from_bytes(d[12:], "little")
+            for sh in shifts:
+                b = q >> sh & 4095
                 body[base + (b >> 3)] |= 1 << (b & 7)
+            if extra:
+                h1 = q & 4095
+                h2 = q >> 12 & 4095 | 1
+                for j, c in extra:
+                    b = (h1 + j * h2 + c) & 4095
+                    body[base + (b >> 3)] |= 1 << (b & 7)
             done += 1
             if progress and not done & 0xFFFF:
                 progress(done)

@@ -35,10 +35,9 @@ def message(key, ns, ident, n, out):
 
 
 def digest(key, ns, ident):
-    """The entry digest (allocates: builder, tools and tests; the reader uses sha256v)."""
-    buf = bytearray(KEY_LEN + 2 + len(ident))
-    message(key, ns, ident, len(ident), buf)
-    return hashlib.sha256(buf).digest()
+    """The entry digest: SHA-256 of what message() writes (allocates: builder, tools, tests;
+    the reader's lookup uses message() and sha256v)."""
+    return hashlib.sha256(bytes(key) + bytes((ns, len(ident))) + bytes(ident)).digest()
 
 
 def page_of(d, npages):
@@ -55,6 +54,8 @@ def position(d, i):
 
 def bits(d, k):
     """The k bit positions inside the page (the reader's lookup inlines this rule)."""
-    h1 = position(d, 0)
-    h2 = position(d, 1) | 1
-    return [position(d, i) if i < DIRECT else (h1 + i * h2 + CUBE[i]) & 4095 for i in range(k)]
+    q = int.from_bytes(bytes(d[12:32]), "little")  # same fields as position(), one at a time
+    h1 = q & 4095
+    h2 = (q >> 12) & 4095 | 1
+    return [(q >> (12 * i)) & 4095 if i < DIRECT else (h1 + i * h2 + CUBE[i]) & 4095
+            for i in range(k)]
