@@ -57,6 +57,7 @@ class Card:
         self.halted = False
         self.gone_after = None  # leaves the field after this many exchanges (pulled away)
         self.exchanges = 0
+        self.apdus = []  # what arrived, reassembled (tests check chaining with it)
 
     def activate(self):
         """Selected by InListPassiveTarget: returns the RF time it took in µs."""
@@ -82,6 +83,7 @@ class IsoDepCard(Card):
     apdu_us = 3000  # card processing time per APDU
 
     def exchange(self, data):
+        self.apdus.append(bytes(data))
         rsp = self.apdu(bytes(data))
         rf = self.apdu_us + (len(data) + len(rsp)) * 85  # ~106 kbps with parity bits
         return 0, rsp, rf

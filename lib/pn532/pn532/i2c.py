@@ -4,10 +4,11 @@ read a first chunk; if the frame is longer, NACK (the chip re-arms the same fram
 whole now that its length is known, in a new transaction (never continue a read past a frame:
 hydrafw #141)."""
 
-from .errors import FrameError
+from .errors import FrameError, Timeout
 
 _NACK = b"\x00\x00\xff\xff\x00\x00"
 _FIRST = 48
+_REARM_POLLS = 200  # status reads while the chip re-arms a frame after our NACK
 
 
 class I2C:
@@ -53,8 +54,11 @@ class I2C:
         if total + 1 > len(self._big):
             raise FrameError("length")
         self.send(_NACK)
-        while not self._ready():
-            pass
+        for _ in range(_REARM_POLLS):
+            if self._ready():
+                break
+        else:
+            raise Timeout("frame not re-sent")
         v = self._views[total + 1]
         if v is None:
             v = self._views[total + 1] = self._bmv[: total + 1]
