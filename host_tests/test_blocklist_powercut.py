@@ -58,7 +58,7 @@ def campaign(new, old_seq, new_seq, chunk):
 
 def scenario(lab, big=False):
     """(setup paths, new artefact, old seq, new seq, cases file per seq) for each install kind."""
-    n = 20000 if big else 300
+    n = 250_000 if big else 300
     v1 = entries(b"A", n)
     v4 = entries(b"B", n)
     l1 = lab.full("l1.img", v1, 1)

@@ -1,0 +1,55 @@
+"""`flash.py blocklist keygen|build|delta|inspect|check` end to end on files, as an operator
+runs it; the image it writes is what ListStore installs (test_blocklist_store.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tool(*args):
+    r = subprocess.run([sys.executable, str(ROOT / "flash.py"), "blocklist", *map(str, args)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_keygen_build_inspect_check_delta(tmp_path):
+    keys = tmp_path / "keys"
+    assert tool("keygen", "--dir", keys)[0] == 0
+    assert (keys / "blocklist.pem").stat().st_mode & 0o077 == 0  # private key not world-readable
+    other = tmp_path / "other"
+    tool("keygen", "--dir", other)
+    csv = tmp_path / "list.csv"
+    csv.write_text("# namespace,identifier,category\n"
+                   "card,3104000012345678,lost_stolen\n"
+                   "mifare,88776655,unpaid\n"
+                   "account,ACC-1,health_hold\n"
+                   "account,ACC-2,5\n")
+    img = tmp_path / "l7.img"
+    code, out = tool("build", csv, "--out", img, "--seq", 7, "--key", keys / "blocklist.pem")
+    assert code == 0 and "4 entries" in out, out
+    code, out = tool("inspect", img, "--pub", keys / "blocklist.pub.json")
+    assert code == 0 and "full list seq 7" in out and "signature OK" in out, out
+    assert "health_hold" in out and "stale->manual health" in out
+    code, out = tool("inspect", img, "--pub", other / "blocklist.pub.json")
+    assert code == 1 and "NOT VERIFIED" in out and "another list key" in out, out
+    assert "listed in 1 lost_stolen" in tool("check", img, "card", "3104000012345678")[1]
+    assert "not listed" in tool("check", img, "mifare", "3104000012345678")[1]  # namespace
+    assert "listed in 4 health_hold" in tool("check", img, "account", "ACC-1")[1]
+    changes = tmp_path / "d.csv"
+    changes.write_text("remove,card,3104000012345678,lost_stolen\nadd,card,999,unpaid\n")
+    delta = tmp_path / "d8.img"
+    code, out = tool("delta", img, changes, "--out", delta, "--seq", 8, "--key",
+                     keys / "blocklist.pem")
+    assert code == 0 and "delta seq 8 on list 7" in out, out
+    code, out = tool("inspect", delta, "--pub", keys / "blocklist.pub.json")
+    assert code == 0 and "delta list seq 8 (base 7)" in out and "2 records" in out, out
+    assert "not listed" in tool("check", img, "card", "3104000012345678", "--delta", delta)[1]
+    assert "listed in 2 unpaid" in tool("check", img, "card", "999", "--delta", delta)[1]
+    # a corrupted image is called out
+    bad = bytearray(img.read_bytes())
+    bad[700] ^= 1
+    (tmp_path / "bad.img").write_bytes(bad)
+    code, out = tool("inspect", tmp_path / "bad.img", "--pub", keys / "blocklist.pub.json")
+    assert code == 1 and "digest mismatch" in out, out
