@@ -55,9 +55,12 @@ def ymd(t):
 
 
 class Verifier:
-    """`check(buf, n, cred)` for the text a scan engine delivered (`buf[:n]`, no terminator)."""
+    """`check(buf, n, cred)` for the text a scan engine delivered (`buf[:n]`, no terminator).
 
-    def __init__(self, keyset, clock, window_s=60, skew_s=30, replay_slots=128, cache_slots=16):
+    A dynamic part is fresh from `skew_s` before to `window_s + skew_s` after the reader's
+    time: the defaults make a screenshot useless 60 s after it was taken."""
+
+    def __init__(self, keyset, clock, window_s=30, skew_s=30, replay_slots=128, cache_slots=16):
         if window_s < 1 or skew_s < 0 or replay_slots < 1 or cache_slots < 1:
             raise ValueError("verifier parameters")
         self.window_s = window_s
