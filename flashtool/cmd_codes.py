@@ -6,6 +6,7 @@ load, and dynamic codes with their QR image. Everything it signs is checked with
 own verifier code (lib/rsapkcs1, lib/ridecode) before it is written.
 """
 
+import calendar
 import hashlib
 import json
 import os
@@ -126,7 +127,7 @@ def _time(s):
         return int(time.time())
     if s.isdigit() and len(s) != 8:
         return int(s)
-    return int(time.mktime(time.strptime(s.replace("-", ""), "%Y%m%d")) - time.timezone)
+    return calendar.timegm(time.strptime(s.replace("-", ""), "%Y%m%d"))
 
 
 def _master(d):

@@ -1,0 +1,48 @@
+"""`flash.py codes`: keys, key set, certificate, a dynamic code and its QR images made by the
+host tool (as an app maker would), then checked by the reader's verifier on MicroPython."""
+
+import re
+import subprocess
+import sys
+
+from flashtool import cmd_codes as cc
+from flashtool.cmd_codes import ROOT
+
+
+def codes(tmp, *args):
+    r = subprocess.run([sys.executable, str(ROOT / "flash.py"), "codes", *args, "--dir",
+                        str(tmp / "keys")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_tool_makes_codes_the_reader_accepts(mp, tmp_path):
+    now = 1_795_487_847
+    codes(tmp_path, "keygen", "--root")
+    codes(tmp_path, "keygen", "--id", "3")
+    assert (tmp_path / "keys" / "issuer-3.json").stat().st_mode & 0o077 == 0  # private
+    codes(tmp_path, "keyset", "--out", str(tmp_path / "ks.bin"), "--serial", "4",
+          "--issuer", "3", "--first-day", str(now), "--days", "2")
+    codes(tmp_path, "issue", "--id", "3", "--account", "ACC-77", "--category", "6",
+          "--valid-from", "20261101", "--valid-to", "20261201", "--out", str(tmp_path / "c.bin"))
+    out = codes(tmp_path, "show", "--cert", str(tmp_path / "c.bin"), "--at", str(now - 3),
+                "--counter", "9", "--png", str(tmp_path / "c.png"), "--svg",
+                str(tmp_path / "c.svg"))
+    text = out.splitlines()[0]
+    assert text.startswith("RC1:") and re.fullmatch(r"[0-9A-Z $%*+\-./:]+", text)
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "c.svg").read_bytes()
+    root = cc.load_key(tmp_path / "keys" / "root.json")
+    result = mp("""
+        import credential
+        from ridecode import keyset, verifier
+        ks = keyset.load(open(%r, "rb").read(), %d, %d, min_serial=4)
+        class Clock:
+            def time(self):
+                return %d
+        v = verifier.Verifier(ks, Clock())
+        c = credential.Credential()
+        t = %r
+        print(v.check(t, len(t), c), c.ident(), c.card_type, c.valid_from, c.valid_to)
+    """ % (str(tmp_path / "ks.bin"), root["n"], root["e"], now, text.encode()))
+    assert result.split() == ["0", "b'ACC-77'", "6", "20261101", "20261201"]
