@@ -45,6 +45,7 @@ def run():
     show("syntax", lambda: run_(d.call(0x18, 0)))
     show("deselect", lambda: run_(d.deselect(0)))
     show("halted", lambda: run_(d.exchange(t.tg, sel, len(sel), buf)))
+    board.maintenance().write("nfc:classic")
     show("relist", lambda: run_(d.list_targets(2)))
     print("classic", d.targets[0].classic(), d.targets[0].uid_len)
     c = d.targets[0]
@@ -84,6 +85,8 @@ def test_driver_operations(make_reader, tmp_path, transport):
             if text == "nfc:ultralight" and not sim.field.cards(now)[0:1] == [ul]:
                 sim.field.clear()
                 sim.field.present(ul, at_us=now)
+            elif text == "nfc:classic" and classic not in sim.field.cards(now):
+                sim.field.present(classic, at_us=now)  # the CPU card stays, halted
             elif text == "nfc:empty":
                 sim.field.clear()
 
@@ -93,8 +96,6 @@ def test_driver_operations(make_reader, tmp_path, transport):
     d.mkdir()
     (d / "drvops.py").write_text(textwrap.dedent(WORKLOAD))
     r.boot(entry="drvops", extra_path=d)
-    r.wait_for(lambda s: s.startswith("deselect"))
-    sim.field.present(classic)  # the CPU card is halted now: the next list finds the Classic
     assert r.wait(60) == 0, r.tail()
     out = {x.split()[0]: x.split(None, 1)[1] for x in r.output if x and " " in x}
     assert out["init"] == "ok 32010607"
