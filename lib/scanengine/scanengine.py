@@ -193,24 +193,33 @@ class ScanEngine:
     def _feed(self, buf, end, now):
         """Process buf[self._rpos:end]; stops after a completed code and returns its length."""
         i = self._rpos
+        acc = self._acc
+        cap = len(acc)
+        term = self.terminator
+        n = self._n
+        seen = False  # scan bytes in this chunk (for the idle gap)
         while i < end:
             b = buf[i]
             i += 1
-            if self._reply_byte(b, now):
+            if (self._rstate or (b == 0x02 and not n)) and self._reply_byte(b, now):
                 continue
-            if b == self.terminator or b == 0x0A or b == 0x0D:
-                if self._n or self._over:
+            if b == term or b == 0x0A or b == 0x0D:
+                if n or self._over:
+                    self._n = n
                     n = self._complete(now)
                     if n:
                         self._rpos = i
                         return n
                 continue
-            self._last_ms = now
-            if self._n < len(self._acc):
-                self._acc[self._n] = b
-                self._n += 1
+            seen = True
+            if n < cap:
+                acc[n] = b
+                n += 1
             else:
                 self._over = True
+        if seen:
+            self._last_ms = now
+        self._n = n
         self._rpos = end
         return 0
 
