@@ -13,6 +13,7 @@ import asyncio
 import gc
 import json
 import os
+import sys
 
 import decision
 import journal
@@ -22,7 +23,8 @@ from credential import Credential
 from gate import IDLE, Feedback, Gate
 from micropython import const
 
-log = slog.Logger("gate")
+log = slog.Logger("gate")  # per-tap lines: `gate verdict`, `gate journal`
+applog = slog.Logger("app")  # lifecycle: `app config`, `app ready`, `app lists`, `app mode`
 
 QUEUE = const(4)  # credentials waiting for a decision (taps arrive at most ~1/s per source)
 _MAINT_MS = const(250)
@@ -58,7 +60,7 @@ class App:
         self._mono_ms = 0
         self._last_ms = clock.ticks_ms()
         if cfg_error:
-            log.error("config", "%s -> out of service until fixed", cfg_error)
+            applog.error("config", "%s -> out of service until fixed", cfg_error)
             self.decider.mode = decision.MODE_CLOSED
         self._apply_mode()
 
@@ -99,7 +101,7 @@ class App:
         self.decider.mode = m
         self._apply_mode()
         seq = self._record(R.EVENT, R.MODE_CHANGE, 0, 0, 0)
-        log.info("mode", "mode=%s from=%s source=%s seq=%d", mode, decision.MODES[old], source,
+        applog.info("mode", "mode=%s from=%s source=%s seq=%d", mode, decision.MODES[old], source,
                  seq)
         return seq
 
@@ -187,7 +189,7 @@ class App:
             line = self.maint.readline()
             if line:
                 reply = self.command(line.strip())
-                log.info("maint", "%s -> %s", line.strip(), reply)
+                applog.info("maint", "%s -> %s", line.strip(), reply)
                 self.maint.write(reply)
 
     # -- main ----------------------------------------------------------------------------
@@ -200,7 +202,7 @@ class App:
                      self.feedback.run()) + tuple(sources):
             asyncio.create_task(coro)
         j = self.journal
-        log.info("ready", "board=%s station=%d reader=%s dir=%s mode=%s journal=%d backlog=%d",
+        applog.info("ready", "board=%s station=%d reader=%s dir=%s mode=%s journal=%d backlog=%d",
                  self.board.NAME, cfg["station_id"], cfg["reader_id"], cfg["direction"],
                  decision.MODES[self.decider.mode], j.next_seq - 1, j.backlog())
         while True:
@@ -262,7 +264,10 @@ async def main(board, cfg, cfg_error=None):
     a.store = store
     if store is not None and store.active():
         a.use_lists(store)
+    ota = sys.modules.get("ota")  # loaded by main only when a new app awaits its self-test
+    if ota is not None:
+        ota.add_check("decision", a.self_check)
     gc.collect()
-    log.info("lists", "active=%d seq=%d free=%d", a.lists is not None,
+    applog.info("lists", "active=%d seq=%d free=%d", a.lists is not None,
              a.lists.seq if a.lists else 0, gc.mem_free())
     await a.run([nfc.run(a.on_credential), qr.run(a.on_credential)])

@@ -34,7 +34,7 @@ def boot_main(reader, tmp_path, cfg, nfc=True, qr=True):
             scanengine.install(reader.hw) if qr else None)
     Rider(reader.hw)
     reader.boot(entry="main")
-    reader.wait_for(lambda x: " gate ready " in x)
+    reader.wait_for(lambda x: " app ready " in x)
     return sims
 
 
