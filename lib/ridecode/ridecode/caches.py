@@ -1,8 +1,11 @@
 """Fixed-size caches for the verifier: preallocated once, never grow, whatever riders do.
 
 Both are keyed by bytes the verifier already holds (a certificate digest, a code's MAC), with
-the first four bytes kept as an int so a lookup is mostly int compares.
+the first four bytes kept as an int so a lookup is mostly int compares. Numbers live in 32-bit
+arrays: no boxed integer per slot on the ESP32, whose small ints stop at 2**30.
 """
+
+from array import array
 
 from micropython import const
 
@@ -27,8 +30,8 @@ class CertCache:
     def __init__(self, slots):
         self.slots = slots
         self._keys = bytearray(slots * _CERT_KEY)
-        self._word = [0] * slots
-        self._used = [0] * slots  # 0: empty; else use stamp
+        self._word = array("I", [0] * slots)
+        self._used = array("I", [0] * slots)  # 0: empty; else use stamp
         self._stamp = 0
         self.hits = 0
         self.misses = 0
@@ -73,27 +76,27 @@ class ReplayCache:
     def __init__(self, slots):
         self.slots = slots
         self._keys = bytearray(slots * _REPLAY_KEY)
-        self._word = [0] * slots
-        self._time = [-1] * slots  # generation time; -1: empty
+        self._word = array("I", [0] * slots)
+        self._time = array("I", [0] * slots)  # generation time; 0: empty
         self._next = 0
         self.fresh_evictions = 0
 
     def clear(self):
         for i in range(self.slots):
-            self._time[i] = -1
+            self._time[i] = 0
 
     def seen(self, mac, off):
         w = _word(mac, off)
         keys = self._keys
         for i in range(self.slots):
-            if self._word[i] == w and self._time[i] >= 0 and _same(keys, i * _REPLAY_KEY, mac,
+            if self._word[i] == w and self._time[i] and _same(keys, i * _REPLAY_KEY, mac,
                                                                    off, _REPLAY_KEY):
                 return True
         return False
 
     def add(self, mac, off, gen_time, oldest_fresh):
         i = self._next
-        if self._time[i] >= oldest_fresh:
+        if self._time[i] and self._time[i] >= oldest_fresh:
             self.fresh_evictions += 1
         base = i * _REPLAY_KEY
         for j in range(_REPLAY_KEY):
