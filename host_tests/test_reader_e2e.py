@@ -380,12 +380,13 @@ def test_power_cut_around_a_pass_never_loses_a_record_that_opened_the_gate(
     sc = {"cfg": dict(BASE_CFG, no_list_action="pass", **extra), "steps": [{"tap": cpu()}],
           "tail_ms": 500}
     d = write_workload(tmp_path / "w", sc)
-    for k in (1, 2, 3):
+    outcomes = set()
+    for k, torn in ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0)):
         r = make_reader()
         Rider(r.hw)
         code, out = r.run(entry="dumpj", extra_path=d)  # first boot formats the filesystem
         assert code == 0, out
-        code, out = r.run(entry="tapper", extra_path=d, cut_at=k)
+        code, out = r.run(entry="tapper", extra_path=d, cut_at=k, torn=torn)
         opened = any(n == "GATE_LOCK" and v == 1 for _, n, v in r.hw.pin_log)
         r.power_cut()
         code2, after = r.run(entry="dumpj", extra_path=d)
@@ -396,6 +397,10 @@ def test_power_cut_around_a_pass_never_loses_a_record_that_opened_the_gate(
         if code == 3:  # the cut happened before the tap finished: no gate, no DONE
             assert not any(line.startswith("DONE") for line in out)
         assert all(x[3] in (1, 2, 4) for x in recs)
+        outcomes.add((code, opened, len(recs)))
+    # both sides were exercised: cut before the record was durable (no gate, no record) and
+    # after (gate opened, record kept)
+    assert {(3, False, 0), (0, not extra, 1)} <= outcomes  # closed: a deny, never opened
 
 
 def test_the_scenarios_cover_every_reason_code():
