@@ -85,6 +85,13 @@ async def main():
         print("einval", e.errno)
     n = await se.read_zone(0x0011)
     print("after", hx(se.reply[4:4 + n]), se.bad_replies)
+    await se.set_mode(scanengine.MODE_COMMAND)
+    await se.trigger()
+    n = await se.read_zone(scanengine.ZONE_TRIGGER)
+    print("trigger", se.reply[4])
+    await asyncio.sleep_ms(3500)
+    n = await se.read_zone(scanengine.ZONE_TRIGGER)
+    print("cleared", se.reply[4])
 """)
     text = "\n".join(out)
     assert "read0 1 d4" in text
@@ -98,12 +105,15 @@ async def main():
     assert "badcrc 110 3" in text  # silence, three attempts, then a named timeout
     assert "einval 22" in text
     assert "after 00 0" in text  # the bad-CRC write never happened
+    assert "trigger 1" in text and "cleared 0" in text  # the session ended: auto-cleared
     # what the simulator understood, command by command (sim's own independent CRC)
     assert sim.commands == [
         (7, 0x0000, b"\x01"), (8, 0x000A, b"\x3e"), (7, 0x000A, b"\x01"),
         (8, 0x002A, b"\x39\x01"), (7, 0x002A, b"\x02"), (7, 0x0000, b"\x00"),
         (7, 0x0000, b"\x01"), (8, 0x0000, b"\xd6"), (9, 0x0000, b"\x00"),
-        (8, 0x0010, b"\x07"), (7, 0x0011, b"\x01")]
+        (8, 0x0010, b"\x07"), (7, 0x0011, b"\x01"),
+        (7, 0x0000, b"\x01"), (8, 0x0000, b"\xd5"), (8, 0x0002, b"\x01"), (7, 0x0002, b"\x01"),
+        (7, 0x0002, b"\x01")]
     assert sim.bad_crc == 3 and sim.saves == 1
     assert sim.saved[0] == 0xD6 and sim.zones[0x10] == 7 and sim.zones[0x11] == 0
 
