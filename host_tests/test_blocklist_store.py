@@ -303,3 +303,14 @@ for ns, n in ((1, 33), (0, 5), (1, 0)):
         print(e.code)
 """ % str(p))
     assert out.split() == ["10", "10", "10"]
+
+
+def test_delta_fills_an_empty_category(lab):
+    base = lab.full("l1.img", entries(b"A", 50, cats=(1,)), 1)
+    d = lab.delta("d2.img", base, [(1, 3, b"ACC-9", 3)], 2)
+    out = lab.run("""
+store = ListStore(Partition, PUB)
+attempt(store, %r)
+print(store.lookup(3, b'ACC-9', 5), attempt(store, %r), store.lookup(3, b'ACC-9', 5))
+""" % (str(base), str(d)))
+    assert out.strip() == "0 ok 2 3"

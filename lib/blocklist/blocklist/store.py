@@ -121,6 +121,7 @@ class ListStore:
         self._ks = bytes(c[4] for c in cats)
         self._np = [c[5] for c in cats]
         self._off = [c[6] for c in cats]
+        self._cnt = [c[7] for c in cats]
         self.categories = {c[0]: (c[8], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
         if darea != _NONE:
             dpart = self._parts[darea]
@@ -170,8 +171,8 @@ class ListStore:
             st = hits[ci]
             if st == fmt.OP_ADD:
                 return self._ids[ci]
-            if st == fmt.OP_REMOVE:
-                continue
+            if st == fmt.OP_REMOVE or not self._cnt[ci]:
+                continue  # removed, or an empty category: no page to read
             a = self._off[ci] + (v % self._np[ci]) * fmt.PAGE
             part.readblocks(a // _SECTOR, page, a % _SECTOR)
             k = self._ks[ci]
