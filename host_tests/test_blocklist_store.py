@@ -314,3 +314,15 @@ attempt(store, %r)
 print(store.lookup(3, b'ACC-9', 5), attempt(store, %r), store.lookup(3, b'ACC-9', 5))
 """ % (str(base), str(d)))
     assert out.strip() == "0 ok 2 3"
+
+
+def test_damaged_slot_boots_without_a_list(lab):
+    p = lab.full("l3.img", entries(b"A", 20), 3)
+    out = lab.run("""
+store = ListStore(Partition, PUB)
+attempt(store, %r)
+Partition.find(Partition.TYPE_DATA, label='bl_a')[0].ioctl(6, 0)  # header sector wiped
+store = ListStore(Partition, PUB)
+print(store.active(), store.lookup(1, b'A000000000000000', 16), attempt(store, %r))
+""" % (str(p), str(p)))
+    assert out.strip() == "False 0 ok 3"

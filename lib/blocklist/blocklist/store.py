@@ -106,7 +106,10 @@ class ListStore:
         self._gen, _, f = recs[0]
         _, _, fslot, darea, fseq, flen, dseq, dlen = f
         part = self._parts[fslot]
-        h = fmt.Header(self._read(part, 0, fmt.PAGE), flen)
+        try:
+            h = fmt.Header(self._read(part, 0, fmt.PAGE), flen)
+        except ListError:
+            return  # the slot no longer holds what the record names: no list
         if h.kind != KIND_FULL or h.seq != fseq:
             return
         self._rec = f
@@ -125,8 +128,11 @@ class ListStore:
         self.categories = {c[0]: (c[8], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
         if darea != _NONE:
             dpart = self._parts[darea]
-            dh = fmt.Header(self._read(dpart, self.image_cap, fmt.HEADER_LEN), dlen)
-            if dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == fseq:
+            try:
+                dh = fmt.Header(self._read(dpart, self.image_cap, fmt.HEADER_LEN), dlen)
+            except ListError:
+                dh = None
+            if dh and dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == fseq:
                 self._dpart = dpart
                 self._dn = dh.nrec
                 self.seq = dh.seq
