@@ -42,53 +42,73 @@ class QrReader:
         self.configured = False
         self.scans = 0
         self.silences = 0  # engine did not answer a configuration or probe
+        self.lost = 0  # engine answered but had forgotten its mode (reset on its own)
         self.reinits = 0
+
+    def _mode(self):
+        if self.cfg["qr_mode"] == "command":
+            return scanengine.MODE_COMMAND
+        return scanengine.MODE_CONTINUOUS
 
     async def configure(self):
         """Put the engine in the configured mode (volatile: no flash wear). True on success."""
-        mode = scanengine.MODE_COMMAND if self.cfg["qr_mode"] == "command" else \
-            scanengine.MODE_CONTINUOUS
         try:
-            await self.engine.set_mode(mode)
+            await self.engine.set_mode(self._mode())
         except scanengine.ScanEngineError:
             self.silences += 1
             log.warn("engine", "no answer to configuration (%d)", self.silences)
             return False
-        if self.silences:
+        if self.silences or self.lost:
             self.reinits += 1
             log.info("engine", "answering again: configured")
         self.configured = True
         return True
 
-    async def _probe(self):
-        """A command both modes can afford: in command mode the trigger, else a zone read."""
+    def _silent(self):
+        self.silences += 1
+        self.configured = False
+        log.warn("engine", "silent (%d)", self.silences)
+
+    async def _trigger(self):
         try:
-            if self.cfg["qr_mode"] == "command":
-                await self.engine.trigger()
-            else:
-                await self.engine.read_zone(scanengine.ZONE_MODE)
-            return True
+            await self.engine.trigger()
         except scanengine.ScanEngineError:
-            self.silences += 1
+            self._silent()
+
+    async def _probe(self):
+        """Is the engine alive and still in our mode? It forgets volatile settings when it
+        browns out on its own, and then it would never scan again."""
+        eng = self.engine
+        try:
+            await eng.read_zone(scanengine.ZONE_MODE)
+        except scanengine.ScanEngineError:
+            self._silent()
+            return
+        if eng.reply[4] & 3 != self._mode():
+            self.lost += 1
             self.configured = False
-            log.warn("engine", "silent (%d)", self.silences)
-            return False
+            log.warn("engine", "lost its settings (%d)", self.lost)
 
     async def run(self, on_credential):
         clock = self._clock
+        diff = clock.ticks_diff
         eng = self.engine
         cfg = self.cfg
         command = cfg["qr_mode"] == "command"
-        quiet_ms = cfg["qr_trigger_ms"] if command else cfg["qr_probe_s"] * 1000
+        probe_ms = cfg["qr_probe_s"] * 1000
         backoff = 0
-        last = clock.ticks_ms()
+        last = last_trigger = clock.ticks_ms()  # last: last code, probe or configuration
         while True:
-            if not self.configured and clock.ticks_diff(clock.ticks_ms(), last) >= backoff:
-                if not await self.configure():
-                    backoff = min(backoff * 2 or 500, 5000)  # a gate is back within 5 s
-                    last = clock.ticks_ms()
-                    continue
-                backoff = 0
+            now = clock.ticks_ms()
+            if not self.configured:
+                if diff(now, last) >= backoff:
+                    backoff = 0 if await self.configure() else min(backoff * 2 or 500, 5000)
+                    last = clock.ticks_ms()  # a gate is back within 5 s of its engine
+            elif command and diff(now, last_trigger) >= cfg["qr_trigger_ms"]:
+                await self._trigger()
+                last_trigger = clock.ticks_ms()
+            elif diff(now, last) >= probe_ms and (command or diff(now, eng.rx_ms) >= probe_ms):
+                await self._probe()  # quiet for a while (no scan output at all)
                 last = clock.ticks_ms()
             for _ in range(4):  # up to 256 bytes per tick: keeps up with 115200 baud
                 eng.poll()
@@ -96,21 +116,7 @@ class QrReader:
             if n:
                 last = clock.ticks_ms()
                 await self._deliver(n, on_credential)
-            elif self.configured and self._quiet(last, quiet_ms, command):
-                await self._probe()
-                last = clock.ticks_ms()
-                n = eng.take()  # a code that arrived while the command was out
-                if n:
-                    await self._deliver(n, on_credential)
             await asyncio.sleep_ms(cfg["qr_poll_ms"])
-
-    def _quiet(self, last, quiet_ms, command):
-        """Time to probe: nothing heard (continuous) / no code (command mode) for quiet_ms."""
-        clock = self._clock
-        now = clock.ticks_ms()
-        if clock.ticks_diff(now, last) < quiet_ms:
-            return False
-        return command or clock.ticks_diff(now, self.engine.rx_ms) >= quiet_ms
 
     async def _deliver(self, n, on_credential):
         self.scans += 1

@@ -37,7 +37,8 @@ async def main():
     except asyncio.TimeoutError:
         pass
     e = qr.engine
-    print("stats", qr.scans, qr.silences, qr.reinits, e.suppressed, e.timeouts, qr.configured)
+    print("stats", qr.scans, qr.silences, qr.reinits, e.suppressed, e.timeouts, qr.configured,
+          qr.lost)
 """
 
 
@@ -98,9 +99,21 @@ def test_silent_engine_never_stops_the_reader(make_reader, tmp_path, world):
     sim, creds, stats = run_task(reader, tmp_path, world, actions, silent=True,
                                  cfg={"qr_probe_s": 1}, duration=18000)
     assert [c[2] for c in creds] == ["0", "0"]
-    scans, silences, reinits, _, timeouts, configured = stats
+    scans, silences, reinits, _, timeouts, configured, lost = stats
     assert int(silences) >= 3 and int(reinits) >= 2 and configured == "True"
     assert int(timeouts) >= 3 * int(silences) - 3
+
+
+def test_engine_that_forgot_its_mode_is_configured_again(make_reader, tmp_path, world):
+    """The engine browns out on its own (volatile zones back to manual mode, nothing scans)
+    while it keeps answering: the probe sees the mode and the task configures it again."""
+    reader = make_reader(epoch=NOW)
+    actions = [(500, "show", world.code(gen=NOW, counter=6).decode()), (1500, "hide"),
+               (3000, "power_cycle"), (6000, "show", world.code(gen=NOW + 6, counter=7).decode())]
+    sim, creds, stats = run_task(reader, tmp_path, world, actions, cfg={"qr_probe_s": 1},
+                                 duration=8000)
+    assert [c[2] for c in creds] == ["0", "0"]
+    assert stats[6] == "1" and stats[1] == "0" and sim.mode() == 2
 
 
 def test_command_mode_task_triggers_the_engine(make_reader, tmp_path, world):
