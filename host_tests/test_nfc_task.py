@@ -24,10 +24,13 @@ def creds(r, n, timeout=30):
     """The first n credentials handed on since boot (waits for them)."""
     end = time.monotonic() + timeout
     while True:
+        done = r.proc.poll() is not None
+        if done:
+            r.wait(10)  # every line the process printed is in r.output now
         out = [x for x in r.output[r.boot_line:] if x.startswith("CRED")]
         if len(out) >= n:
             return [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in out[:n]]
-        if time.monotonic() > end or r.proc.poll() is not None:
+        if time.monotonic() > end or done:
             raise AssertionError("%d of %d credentials:\n%s" % (len(out), n, r.tail()))
         time.sleep(0.01)
 

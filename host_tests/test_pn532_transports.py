@@ -25,10 +25,13 @@ def start(make_reader, tmp_path, transport, *present, **settings):
 def cred_lines(r, n, timeout=30):
     end = time.monotonic() + timeout
     while True:
+        done = r.proc.poll() is not None
+        if done:
+            r.wait(10)  # every line the process printed is in r.output now
         out = [x for x in r.output[r.boot_line:] if x.startswith("CRED")]
         if len(out) >= n:
             return out[:n]
-        if time.monotonic() > end or r.proc.poll() is not None:
+        if time.monotonic() > end or done:
             raise AssertionError("%d of %d credentials:\n%s" % (len(out), n, r.tail()))
         time.sleep(0.01)
 
@@ -124,14 +127,22 @@ def test_stale_response_across_soft_reboot(make_reader, tmp_path):
     r, sim = start(make_reader, tmp_path, "hsu", cards.normal("3104000000000001"), nfc_taps=1)
     cred_lines(r, 1)
     r.wait(60)
-    with sim.lock:  # a response from the old boot is already crossing the wire
-        sim.port.send(sim.now, pn532.frame(b"\xd5\x4b\x01\x01\x00\x04\x08\x04\x01\x02\x03\x04"),
-                      3000)
-        sim.field.clear()
+    sim.field.clear()
+    stale = pn532.frame(b"\xd5\x4b\x01\x01\x00\x04\x08\x04\x01\x02\x03\x04")
+    receive = sim.port.receive
+
+    def first_write(now, data):
+        # the old boot's response is still crossing the wire when the new boot's first
+        # command goes out (after its RX drain): it arrives where the ACK is expected
+        sim.port.receive = receive
+        sim.port.send(now, stale, 0)
+        receive(now, data)
+
+    sim.port.receive = first_write
     r.boot(entry="nfcload", extra_path=tmp_path / "extra", reset_cause="soft",
            settings={"nfc_taps": 1})
     r.wait_for(lambda s: " nfc pn532 " in s)
     sim.field.present(cards.normal("3104000000000002"))
     assert "num=3104000000000002" in cred_lines(r, 1)[0]
     assert r.wait(60) == 0
-    assert counters(r, "DRV")["stale"] == 1
+    assert counters(r, "DRV")["stale"] >= 1
