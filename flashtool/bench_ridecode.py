@@ -177,7 +177,9 @@ def run(args):
     print("  warm code  %6.1f ms" % warm_ms)
     print("  RSA e=65537 would add %6.1f ms per cold code"
           % ((f["bigint65537"][1] - big_med) * BIGINT_FACTOR / 1000))
-    print("  receive path %5.1f ms per code" % (f["rx"][1] * CPU_FACTOR / 1000))
+    rx_ms = f["rx"][1] * CPU_FACTOR / 1000
+    print("  receive path %5.1f ms per code; cold code with it %5.1f ms"
+          % (rx_ms, cold_ms + rx_ms))
     for baud in (9600, 115200):
         print("modelled wire time at %6d baud: %6.1f ms (10 bits per character)"
               % (baud, chars * 10_000 / baud))
