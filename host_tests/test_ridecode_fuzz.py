@@ -110,7 +110,7 @@ def campaign(mp, world, tmp_path, n, seed):
 
 
 def test_fuzzed_code_strings_short(mp, world, tmp_path):
-    campaign(mp, world, tmp_path, 4000, seed=1)
+    campaign(mp, world, tmp_path, 10_000, seed=1)
 
 
 @pytest.mark.long

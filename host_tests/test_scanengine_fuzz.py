@@ -135,7 +135,7 @@ def campaign(mp, world, tmp_path, n, seed):
 
 
 def test_fuzzed_streams_short(mp, world, tmp_path):
-    campaign(mp, world, tmp_path, 3000, seed=3)
+    campaign(mp, world, tmp_path, 8000, seed=3)
 
 
 @pytest.mark.long
