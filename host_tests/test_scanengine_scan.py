@@ -144,3 +144,11 @@ def test_silent_engine_is_a_named_timeout(reader, tmp_path):
     code, out = reader.run(entry="silent_work", extra_path=d)
     line = [x for x in out if x.startswith("silent")][0].split()
     assert line[1:3] == ["110", "3"] and int(line[3]) < 1000
+
+
+def test_manual_mode_scans_nothing_without_the_trigger_pin(reader, tmp_path):
+    """The GM65 default: manual (hardware trigger pin, not wired on the gate). A reader that
+    never configured the engine would see nothing, which is why the QR task sets the mode."""
+    sim, codes, stats = scan(reader, tmp_path, [(100, "show", "RC1:NOPE")], mode=0,
+                             duration=1500)
+    assert codes == [] and sim.emitted == 0
