@@ -203,3 +203,23 @@ def test_bad_config_is_reported_and_reader_stays_out_of_service(reader, tmp_path
     assert repr(field) in err
     ready = reader.wait_for(lambda s: " app ready " in s)
     assert "mode=closed" in ready
+
+
+def test_rtc_and_timeline_continue_across_reboots(reader, tmp_path):
+    d = workload(tmp_path, "rtc", """
+        import board, asyncio
+        def run():
+            c = board.clock
+            print("start", c.time(), c.ticks_us())
+            async def idle():
+                await asyncio.sleep(7200)
+            asyncio.run(idle())
+            print("end", c.time(), c.ticks_us())
+    """)
+    _, out1 = reader.run(entry="rtc", extra_path=d)
+    reader.power_cut()
+    _, out2 = reader.run(entry="rtc", extra_path=d)
+    end1 = [x.split() for x in out1 if x.startswith("end")][0]
+    start2 = [x.split() for x in out2 if x.startswith("start")][0]
+    assert int(start2[1]) >= int(end1[1]) >= reader.epoch - 7200  # RTC kept running
+    assert int(start2[2]) > int(end1[2])  # the simulators' time never runs backwards

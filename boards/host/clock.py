@@ -39,6 +39,12 @@ class Clock:
     ticks_diff = staticmethod(time.ticks_diff)
     ticks_add = staticmethod(time.ticks_add)
 
+    def resume(self, us):
+        """Start no earlier than virtual time `us` (the end of the previous boot)."""
+        gap = time.ticks_diff(us, time.ticks_us())
+        if gap > 0:
+            self._off = gap
+
     def exclude(self, us):
         self._off -= us
 

@@ -118,6 +118,7 @@ class Hardware:
         self.maint = deque()
         self.events = deque(maxlen=2000)
         self.now_us = 0
+        self.boot_now_us = 0  # the reader's clock when it last powered on (its RTC was set then)
         self.hooks = []  # callables(now_us) run on every request (scenario scripts)
         self.lock = threading.RLock()
         self.boot = {}  # what the next HELLO answers
@@ -153,6 +154,7 @@ class Hardware:
 
     def _dispatch(self, op, chan, arg, payload, now):
         if op == OP_HELLO:
+            self.boot_now_us = now
             return 0, 0, json.dumps(self.boot).encode(), 0
         if op == OP_UART_CONFIG:
             dev = self.uarts.get(chan)

@@ -83,6 +83,8 @@ class Reader:
         """Power on (or reset) the MCU and start the firmware; returns immediately."""
         if self.proc and self.proc.poll() is None:
             raise RuntimeError("reader already running")
+        if self.boots:
+            self.epoch = self.world_time()  # the RTC kept running while the MCU was down
         self.hw.boot = {
             "image": str(self.image),
             "frozen": str(build_dir()),
@@ -98,7 +100,8 @@ class Reader:
         if settings:
             self.hw.boot.update(settings)
         frozen = self.hw.boot["frozen"]
-        env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=frozen + ":.frozen")
+        env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=frozen + ":.frozen",
+                   READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0))
         self.proc = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=" + self.heapsize, "-c", "import hostboot"],
             env=env,
@@ -114,6 +117,11 @@ class Reader:
         self._reader_thread = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
         self._reader_thread.start()
         return self.proc
+
+    def world_time(self):
+        """UTC seconds now, on the reader's (virtual) clock."""
+        with self.hw.lock:
+            return self.epoch + (self.hw.now_us - self.hw.boot_now_us) // 1_000_000
 
     def _pump(self, proc):
         for line in proc.stdout:
