@@ -214,6 +214,7 @@ def test_rtc_and_timeline_continue_across_reboots(reader, tmp_path):
             async def idle():
                 await asyncio.sleep(7200)
             asyncio.run(idle())
+            board.passage_sensor().value()  # the world sees the reader's time when it talks
             print("end", c.time(), c.ticks_us())
     """)
     _, out1 = reader.run(entry="rtc", extra_path=d)
