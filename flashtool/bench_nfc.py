@@ -46,8 +46,13 @@ def run():
         asyncio.create_task(r.run(on))
         stop = s.get("nfc_stop_ms", 0)
         t0 = board.clock.ticks_ms()
+        last = t0
+        maxgap = 0
         while True:
             await asyncio.sleep_ms(20)
+            now = board.clock.ticks_ms()
+            maxgap = max(maxgap, board.clock.ticks_diff(now, last))
+            last = now
             if stop and board.clock.ticks_diff(board.clock.ticks_ms(), t0) > stop:
                 break
             if len(got) >= s.get("nfc_taps", 1000000):
@@ -55,6 +60,7 @@ def run():
         print("STATS polls=%d taps=%d clashes=%d resets=%d errors=%d timeouts=%d held=%d" % (
             r.stats["polls"], r.stats["taps"], r.stats["clashes"], r.stats["resets"],
             r.stats["errors"], r.stats["timeouts"], r.stats["held"]))
+        print("LOOP maxgap=%d" % maxgap)  # how long the NFC task ever held the event loop
         d = r.drv
         print("DRV commands=%d stale=%d resent=%d bad=%d timeouts=%d aborts=%d resets=%d" % (
             d.commands, d.stale, d.resent, d.bad_frames, d.timeouts, d.aborts, d.resets))

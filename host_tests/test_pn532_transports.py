@@ -105,6 +105,8 @@ def test_hung_chip_is_reset_and_reader_recovers_within_1s(make_reader, tmp_path,
     assert r.wait(60) == 0
     st = counters(r, "STATS")
     assert st["resets"] >= 1 and st["timeouts"] >= 1, st
+    # the event loop (ride codes, gate) kept running: its 20 ms loop never waited much longer
+    assert counters(r, "LOOP")["maxgap"] < 60, counters(r, "LOOP")
 
 
 def test_uninitialised_chip_ignores_frames_without_wakeup_and_lowvbat(make_reader, tmp_path):
@@ -146,3 +148,28 @@ def test_stale_response_across_soft_reboot(make_reader, tmp_path):
     assert "num=3104000000000002" in cred_lines(r, 1)[0]
     assert r.wait(60) == 0
     assert counters(r, "DRV")["stale"] >= 1
+
+
+def test_spi_bus_must_shift_lsb_first(make_reader, tmp_path):
+    """The driver relies on the bus for LSB-first order (no software bit reversal): on a bus
+    left MSB first the chip sees bit-reversed bytes and never answers."""
+    d = tmp_path / "extra"
+    d.mkdir()
+    (d / "msb.py").write_text(
+        "import board\n"
+        "from hostlink import MSB, SPI\n"
+        "from pn532 import PN532, PN532Error\n"
+        "from pn532.spi import SPI as T\n"
+        "def run():\n"
+        "    for first in (MSB, 1):\n"
+        "        bus = SPI(board._link, 0, firstbit=first)\n"
+        "        d = PN532(T(bus, board.pin('NFC_CS', 1, 1)), board.clock)\n"
+        "        try:\n"
+        "            print('first', first, 'ok %08x' % d.run(d.init()))\n"
+        "        except PN532Error as e:\n"
+        "            print('first', first, type(e).__name__, e.what)\n")
+    r = make_reader(nfc="spi")
+    pn532.install(r.hw, "spi")
+    code, out = r.run(entry="msb", extra_path=d)
+    assert code == 0, out
+    assert "first 0 Timeout no ACK" in out and "first 1 ok 32010607" in out, out

@@ -374,8 +374,7 @@ class PN532Sim:
                 self.regs[p[i] << 8 | p[i + 1]] = p[i + 2]
             return CMD_US, b""
         if cmd == 0x12:
-            p[0]
-            return CMD_US, b""
+            return (CMD_US, b"") if p else (CMD_US, None)
         if cmd == 0x32:
             if p[0] == 0x05:
                 self.retries = p[3]
@@ -403,8 +402,7 @@ class PN532Sim:
                         del self.targets[k]
             return CMD_US, b"\x00"
         if cmd == 0x16:
-            p[0]
-            return CMD_US, b"\x00"
+            return (CMD_US, b"\x00") if p else (CMD_US, None)
         return CMD_US, None
 
     def _list(self, t, p):
