@@ -28,6 +28,8 @@ ERR_CHIP = const(6)  # the PN532 failed during the read
 MIFARE_KEY = b"\xa0\xa1\xa2\xa3\xa4\xa5"  # project convention (boards/host/sim/cards.py)
 MIFARE_BLOCK = const(4)
 _RESET_AFTER = const(2)  # consecutive failed polls before the reset line is used
+_BACKOFF_MS = const(100)  # first wait after a failed re-initialisation
+_BACKOFF_MAX_MS = const(5000)
 
 _SELECT = b"\x00\xa4\x04\x00\x08\xa0\x00\x00\x06\x32\x01\x01\x05\x00"
 _READ15 = b"\x00\xb0\x95\x00\x1e"
@@ -52,6 +54,7 @@ class NfcReader:
         self._last_uid = bytearray(10)
         self._last_uid_len = 0
         self._fails = 0
+        self._backoff_ms = _BACKOFF_MS
 
     async def _do(self, gen):
         """Run a driver generator operation, yielding to the event loop while waiting."""
@@ -85,8 +88,13 @@ class NfcReader:
         try:
             await self.init()
         except (PN532Error, OSError) as e:
-            log.error("reset", "n=%d why=%s init failed: %s", self.stats["resets"], why, e)
+            # a dead or missing chip: try again later, less and less often (up to 5 s)
+            log.error("reset", "n=%d why=%s init failed: %s; next in %d ms",
+                      self.stats["resets"], why, e, self._backoff_ms)
+            await asyncio.sleep_ms(self._backoff_ms)
+            self._backoff_ms = min(_BACKOFF_MAX_MS, self._backoff_ms * 2)
             return
+        self._backoff_ms = _BACKOFF_MS
         log.warn("reset", "n=%d why=%s back in %d ms", self.stats["resets"], why,
                  self.clock.ticks_diff(self.clock.ticks_ms(), t0))
 

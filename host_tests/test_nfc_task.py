@@ -131,3 +131,16 @@ def test_poll_cadence_and_event_loop_not_blocked(make_reader, tmp_path):
     r, sim = start(make_reader, tmp_path, nfc_stop_ms=5000)
     st = finish(r)
     assert 40 <= int(st["polls"]) <= 52, st
+
+
+def test_missing_chip_backs_off_and_never_blocks_the_loop(make_reader, tmp_path):
+    """No PN532 answers at all: the task keeps trying with the reset line, less and less often
+    (not a log line every poll), and the event loop runs on (ride codes are still served)."""
+    r = make_reader(nfc="hsu")  # nothing installed on the UART
+    r.boot(entry="nfcload", extra_path=write_workload(tmp_path / "extra"), settings={
+        "nfc_stop_ms": 20000})
+    st = finish(r)
+    assert 5 <= int(st["resets"]) <= 12 and st["taps"] == "0", st
+    gap = next(x for x in r.output if x.startswith("LOOP"))
+    assert int(gap.split("=")[1]) < 60, gap
+    assert sum(1 for x in r.output if " nfc reset " in x) == int(st["resets"])
