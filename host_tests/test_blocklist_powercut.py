@@ -1,6 +1,7 @@
-"""Power cut at every flash program/erase of a list install (full, delta, delta over delta, full
-over delta), clean and torn: after the reboot the reader has exactly the old or the new list,
-its lookups are right for that list, and the same install then succeeds.
+"""Power cut at every flash program/erase of a list install (first list on blank slots, full,
+delta, delta over delta, full over delta), clean and torn: after the reboot the reader has
+exactly the old or the new list, its lookups are right for that list, and the same install
+then succeeds.
 
 The cut loop runs inside one MicroPython process (the two slot ranges are snapshotted and
 restored with flash.copy_to/copy_from); a few cuts go through full emulated-reader reboots.
@@ -71,7 +72,9 @@ def scenario(lab, big=False):
     c2 = lab.cases([(gone[0], gone[1], 0), (3, b"ACC-2", 2)] + v1[1:400])
     c3 = lab.cases([(gone[0], gone[1], 0), (3, b"ACC-2", 2), (2, b"MF-3", 1)] + v1[1:400])
     c4 = lab.cases(v4[:400], v1[1:100])
+    c0 = lab.cases([], v1[:200])  # no list yet: nothing is listed
     return {
+        "first": ([], l1, 0, 1, {0: c0, 1: c1}),
         "full": ([l1], l4, 1, 4, {1: c1, 4: c4}),
         "delta": ([l1], d2, 1, 2, {1: c1, 2: c2}),
         "delta_on_delta": ([l1, d2], d3, 2, 3, {2: c2, 3: c3}),
@@ -106,8 +109,8 @@ def run_campaign(lab, torn, kinds, big=False, chunk=4096):
 
 @pytest.mark.parametrize("torn", [0, 1, 2], ids=["clean", "torn_prefix", "torn_bits"])
 def test_power_cut_at_every_flash_op(lab, torn):
-    got = run_campaign(lab, torn, ("full", "delta", "delta_on_delta", "full_on_delta"),
-                       chunk=1024)
+    got = run_campaign(lab, torn, ("first", "full", "delta", "delta_on_delta",
+                                   "full_on_delta"), chunk=1024)
     # every program and erase of each install was a cut point (plus the uncut run)
     assert all(n >= 4 for n in got.values()), got
 

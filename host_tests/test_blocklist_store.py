@@ -282,6 +282,7 @@ print(store.is_stale(%(t)d))
 print(attempt(store, %(p)r))
 for now in (%(t)d, %(t)d + 3600, %(t)d + 3601, None):
     print(now, store.is_stale(now), [store.action(c, now) for c in (1, 3, 4, 5)])
+print(sorted(store.status(%(t)d + 3601).items()))
 """ % {"p": str(p), "t": ISSUED})
     lines = out.splitlines()
     assert lines[0] == "True"  # no list: stale
@@ -289,6 +290,8 @@ for now in (%(t)d, %(t)d + 3600, %(t)d + 3601, None):
     assert lines[3] == "%d False [2, 3, 2, 3]" % (ISSUED + 3600)
     assert lines[4] == "%d True [2, 3, 3, 3]" % (ISSUED + 3601)  # health hold -> manual lane
     assert lines[5] == "None True [2, 3, 3, 3]"  # clock never set: treat as stale
+    assert lines[6] == ("[('active', True), ('base_seq', 1), ('issued', %d), ('max_age_s', 3600),"
+                        " ('seq', 1), ('stale', True)]" % ISSUED)
 
 
 def test_bad_identifiers_get_a_clear_error(lab):

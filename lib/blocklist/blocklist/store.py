@@ -94,6 +94,7 @@ class ListStore:
         self._ok = False
         self._gen = 0
         self.seq = 0
+        self.base_seq = 0
         self.issued = 0
         self.max_age_s = 0
         self.categories = {}
@@ -148,6 +149,11 @@ class ListStore:
         if not self._ok or now_s is None:
             return True
         return now_s - self.issued > self.max_age_s
+
+    def status(self, now_s):
+        """What the reader reports about its list (status page, sync, journal)."""
+        return {"active": self._ok, "seq": self.seq, "base_seq": self.base_seq,
+                "issued": self.issued, "max_age_s": self.max_age_s, "stale": self.is_stale(now_s)}
 
     def action(self, cid, now_s):
         """The action for a hit in category cid now: its stale policy once the list is stale."""
@@ -302,7 +308,7 @@ class Installer:
         if h.kind == KIND_DELTA:
             if not s._ok or h.base_seq != s.base_seq:
                 self._fail(E_BASE, "delta for list %d, active list is %d"
-                           % (h.base_seq, s.base_seq if s._ok else 0))
+                           % (h.base_seq, s.base_seq))
             if self._total > s.delta_cap:
                 self._fail(E_OVERSIZE, "delta exceeds the %d-byte area" % s.delta_cap)
             self._slot = 1 - rec[3] if rec[3] != _NONE else 0
