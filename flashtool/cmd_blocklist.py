@@ -51,7 +51,9 @@ def keygen(directory, name="blocklist", e=65537):
     (d / (name + ".pem")).write_bytes(pem)
     (d / (name + ".pem")).chmod(0o600)
     n, e = pubkey(priv)
-    (d / (name + ".pub.json")).write_text(json.dumps({"n": "%x" % n, "e": e}) + "\n")
+    # the same JSON shape as the reader's trusted keys (/keys/*.pub, role "list")
+    pub = {"role": "list", "n": "%x" % n, "e": e}
+    (d / (name + ".pub.json")).write_text(json.dumps(pub) + "\n")
     return d / (name + ".pem"), d / (name + ".pub.json")
 
 
