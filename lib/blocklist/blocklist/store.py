@@ -106,6 +106,8 @@ class ListStore:
             return
         self._gen, _, f = recs[0]
         _, _, fslot, darea, fseq, flen, dseq, dlen = f
+        if fslot > 1:
+            return
         part = self._parts[fslot]
         try:
             h = fmt.Header(self._read(part, 0, fmt.PAGE), flen)
@@ -127,7 +129,7 @@ class ListStore:
         self._off = [c[6] for c in cats]
         self._cnt = [c[7] for c in cats]
         self.categories = {c[0]: (c[8], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
-        if darea != _NONE:
+        if darea < 2:
             dpart = self._parts[darea]
             try:
                 dh = fmt.Header(self._read(dpart, self.image_cap, fmt.HEADER_LEN), dlen)
