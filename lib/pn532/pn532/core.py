@@ -15,7 +15,6 @@ from micropython import const
 from .errors import GONE, CardGone, ChipError, FrameError, Overflow, PN532Error, Timeout
 from .frame import K_ACK, K_ERROR, K_FRAME, K_NACK, Decoder, encode
 
-CMD_DIAGNOSE = const(0x00)
 CMD_FIRMWARE = const(0x02)
 CMD_SAM = const(0x14)
 CMD_RFCONFIG = const(0x32)
@@ -58,14 +57,6 @@ class Target:
     def classic(self):
         """MIFARE Classic (SAK 08 1K, 18 4K, 09 Mini) without ISO 14443-4."""
         return self.sel_res & 0x08 != 0 and self.sel_res & 0x20 == 0
-
-    def same_uid(self, other):
-        if self.uid_len != other.uid_len:
-            return False
-        for i in range(self.uid_len):
-            if self.uid[i] != other.uid[i]:
-                return False
-        return True
 
 
 class PN532:

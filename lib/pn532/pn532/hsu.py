@@ -3,6 +3,8 @@ fed to the decoder; leftovers after one frame (a response right behind its ACK) 
 the next. Before each command the receive side is drained (libnfc's RX hygiene), and while the
 chip may be asleep (power-up LowVbat, after a reset) the wake-up preamble goes first."""
 
+from .errors import FrameError
+
 # 0x55 wakes the HSU; the long run of zeros is the delay the chip needs before a frame.
 _WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
@@ -40,8 +42,8 @@ class HSU:
                 self._cnt = n
             try:
                 self._pos += dec.feed(buf, self._pos, self._cnt - self._pos)
-            except Exception:
-                self._pos += dec.used
+            except FrameError:
+                self._pos += dec.used  # go on after the bad byte next time
                 raise
             if dec.kind:
                 return True
