@@ -122,14 +122,14 @@ def test_cut_every_op_across_sector_recycle_and_cursor_switch(mp, tmp_path):
     # 505 acked records in 3 sectors (ring wrapped, cursor sector nearly full): the workload
     # opens a sector (header program + erase of an acknowledged one) and switches cursor
     # sectors, under every cut point in the three variants.
-    checks, ops = run_cuts(mp, tmp_path, pre=505, unacked=0, n=40)
+    checks, ops = run_cuts(mp, tmp_path, pre=505, unacked=0, n=120)
     assert ops >= 14 + 4 + 2  # programs of records, acks, a header, erases
     assert checks == 3 * ops
 
 
 def test_cut_every_op_with_unacknowledged_backlog(mp, tmp_path):
     # the oldest sector holds unacknowledged records: a cut can never make them disappear
-    checks, ops = run_cuts(mp, tmp_path, pre=375, unacked=250, n=30, lag=60)
+    checks, ops = run_cuts(mp, tmp_path, pre=375, unacked=250, n=60, lag=60)
     assert checks == 3 * ops
 
 
