@@ -1,0 +1,225 @@
+"""A demo station around one emulated reader: locally generated keys, a signed demo blocklist,
+a ride-code issuer, the gate's mechanics, and riders with cards and phones.
+
+Used by `flash.py emulate` (dashboard and scenarios) and by the emulator's tests. Everything
+secret is generated on first use under the station directory (default var/emulator, which git
+ignores) and never committed.
+"""
+
+import json
+import textwrap
+from pathlib import Path
+
+from flashtool import cmd_blocklist as bl
+from flashtool import cmd_codes as codes
+from sim import cards, pn532, scanengine
+from sim.runner import Reader
+from sim.world import Gate, Scheduler
+
+ISSUER_KID = 1
+CARDS = {
+    # name: (factory, blocklist category or None, expected verdict with the health rule on)
+    "normal": (lambda: cards.normal("3104000012345678"), None, "PASS"),
+    "health-hold": (lambda: cards.normal("3104000000000404"), "health_hold", "DENY"),
+    "no-health-info": (lambda: cards.normal("3104000000000405"), "health_unknown", "MANUAL"),
+    "lost": (lambda: cards.lost("3104000000000666"), "lost_stolen", "DENY"),
+    "expired": (lambda: cards.expired("3104000000000099"), None, "DENY"),
+    "concession": (lambda: cards.concession("3104000000000042"), None, "PASS"),
+    "phone": (lambda: cards.phone("3104000077777777"), None, "PASS"),
+    "mifare": (lambda: cards.classic("12345678", expiry=20991231), None, "PASS"),
+}
+CODES = ("valid", "expired", "forged", "replayed", "screenshot")
+
+PROVISION = '''
+"""Demo provisioning on the emulated reader: config, public keys, key set, blocklist."""
+import os
+import board
+
+
+def _mkdir(p):
+    try:
+        os.mkdir(p)
+    except OSError:
+        pass
+
+
+def _copy(src, dst):
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        g.write(f.read())
+
+
+def run():
+    _mkdir("/keys")
+    for name in os.listdir("/extra/put"):
+        _copy("/extra/put/" + name, name.replace("__", "/"))
+    from blocklist.store import ListStore
+    import app
+    store = ListStore(board.Partition, app.list_key())
+    if os.stat("/extra/list.img")[6] and store.seq < %d:
+        inst = store.begin(os.stat("/extra/list.img")[6])
+        with open("/extra/list.img", "rb") as f:
+            buf = bytearray(4096)
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                inst.write(memoryview(buf)[:n])
+        inst.finish()
+    print("PROVISIONED list seq", store.seq)
+'''
+
+
+class Station:
+    def __init__(self, workdir="var/emulator", nfc="hsu", accelerated=False, health_rule=True,
+                 fresh=False, heapsize="192k"):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if fresh and (self.dir / "flash.img").exists():
+            (self.dir / "flash.img").unlink()
+        self.keys = self.dir / "keys"
+        self.health_rule = health_rule
+        self.list_seq = 0
+        self.reader = Reader(workdir=self.dir / "run", image=self.dir / "flash.img",
+                             accelerated=accelerated, nfc=nfc, heapsize=heapsize)
+        self.hw = self.reader.hw
+        self.sched = Scheduler(self.hw)
+        self.gate = Gate(self.hw, self.sched)
+        self.nfc = pn532.install(self.hw, nfc)
+        self.qr = scanengine.install(self.hw)
+        self._counter = 0
+        self._last_code = None
+        self._demo_keys()
+
+    # -- demo secrets, generated locally on first run --------------------------------------
+    def _demo_keys(self):
+        k = self.keys
+        if not (k / "blocklist.pem").exists():
+            bl.keygen(k, "blocklist")
+        self.list_priv = bl.load_private(k / "blocklist.pem")
+        for name in ("root", "issuer"):
+            if not (k / ("rides-%s.json" % name)).exists():
+                codes.save_key(codes.gen_rsa(e=3), k / ("rides-%s.json" % name))
+        self.root = codes.load_key(k / "rides-root.json")
+        self.issuer = codes.load_key(k / "rides-issuer.json")
+        self.master = codes._master(k)
+
+    def now(self):
+        """UTC seconds on the reader's clock (what its RTC says now)."""
+        return self.reader.world_time()
+
+    def list_image(self, seq, extra=()):
+        entries = [(1, b"3104000000000404", 4), (1, b"3104000000000405", 5),
+                   (1, b"3104000000000666", 1), (3, b"R-LOST-0001", 1)]
+        entries += list(extra)
+        return bl.build_image(entries, self.list_priv, seq, issued=self.now())
+
+    def keyset(self):
+        day = self.now() // 86400
+        days = {d: codes.day_key(self.master, d) for d in range(day - 1, day + 6)}
+        return codes.make_keyset(self.root, 1, {ISSUER_KID: self.issuer}, days=days)
+
+    # -- provisioning: what a crew's first install puts on the reader ----------------------
+    def provision(self, cfg=None, seq=1, extra=()):
+        cfg = dict({"station_id": 101, "reader_id": "G07", "direction": "entry",
+                    "health_rule": self.health_rule, "mifare_allowed": True,
+                    "no_list_action": "manual"}, **(cfg or {}))
+        d = self.dir / "provision"
+        put = d / "put"
+        put.mkdir(parents=True, exist_ok=True)
+        for old in put.iterdir():
+            old.unlink()
+        n, e = bl.load_public(self.keys / "blocklist.pub.json")
+        (put / "config.json").write_text(json.dumps(cfg))
+        (put / "keys__list.pub").write_text(json.dumps({"role": "list", "n": hex(n), "e": e}))
+        (put / "keys__rides-root.pub").write_text(json.dumps(
+            {"role": "rides", "n": hex(self.root["n"]), "e": self.root["e"]}))
+        (put / "keys__rides.ks").write_bytes(self.keyset())
+        (d / "list.img").write_bytes(self.list_image(seq, extra))
+        (d / "provision.py").write_text(textwrap.dedent(PROVISION % seq))
+        code, out = self.reader.run(entry="provision", extra_path=d, timeout=300)
+        if code != 0 or not any("PROVISIONED" in x for x in out):
+            raise RuntimeError("provisioning failed (%s):\n%s" % (code, "\n".join(out[-20:])))
+        self.list_seq = seq
+        return out
+
+    def start(self, timeout=60):
+        self.reader.boot(entry="main")
+        return self.reader.wait_for(lambda s: " gate ready " in s or " app ready " in s,
+                                    timeout=timeout)
+
+    # -- riders -------------------------------------------------------------------------
+    def present(self, name, hold_ms=600, passes=None):
+        """A rider taps a card (held `hold_ms`), or "clash" for two cards at once."""
+        if name == "clash":
+            a, b = cards.normal("3104000011110001"), cards.normal("3104000011110002")
+            for c in (a, b):
+                self.nfc.field.present(c)
+                self.nfc.field.remove(c, delay_ms=hold_ms)
+            return "DENY"
+        factory, _cat, expect = CARDS[name]
+        if not self.health_rule and name in ("health-hold", "no-health-info"):
+            expect = "PASS"
+        card = factory()
+        self.nfc.field.present(card)
+        self.nfc.field.remove(card, delay_ms=hold_ms)
+        if passes if passes is not None else expect == "PASS":
+            self.gate.rider_will_pass()
+        return expect
+
+    def code_text(self, kind="valid", account="R-1001"):
+        now = self.now()
+        valid_from, valid_to = now - 86400, now + 30 * 86400
+        gen = now
+        if kind == "expired":
+            valid_from, valid_to = now - 60 * 86400, now - 86400
+        elif kind == "screenshot":
+            gen = now - 90
+        cert = codes.make_cert(self.issuer, ISSUER_KID, account, 0, valid_from, valid_to)
+        ukey = codes.user_key(codes.day_key(self.master, gen // 86400), cert)
+        self._counter += 1
+        text = codes.make_code(cert, ukey, gen, self._counter & 0xFFFF)
+        if kind == "forged":  # flip one character of the certificate's signature area
+            t = bytearray(text)
+            i = len(t) // 2
+            t[i] = ord("A") if t[i] != ord("A") else ord("B")
+            text = bytes(t)
+        return text
+
+    def show(self, kind="valid", hold_ms=1500, passes=None):
+        """A rider shows a ride code on a phone; "replayed" shows the last code again."""
+        if kind == "replayed" and self._last_code:
+            text = self._last_code
+        else:
+            text = self.code_text(kind)
+            self._last_code = text
+        self.qr.show(text)
+        self.sched.after(hold_ms * 1000, lambda now: self.qr.hide())
+        expect = "PASS" if kind == "valid" else "DENY"
+        if passes if passes is not None else expect == "PASS":
+            self.gate.rider_will_pass()
+        return expect
+
+    # -- crew actions -------------------------------------------------------------------
+    def mode(self, mode):
+        self.hw.maintenance("mode %s" % mode)
+
+    def power_cut_and_reboot(self):
+        self.reader.power_cut()
+        return self.start()
+
+    def push_list(self, extra=()):
+        """Publish the next list sequence and install it on the running reader's flash.
+        (Through the update server when sync is configured; here the crew's way.)"""
+        self.reader.stop()
+        self.list_seq += 1
+        d = self.dir / "provision"
+        (d / "list.img").write_bytes(self.list_image(self.list_seq, extra))
+        (d / "provision.py").write_text(textwrap.dedent(PROVISION % self.list_seq))
+        code, out = self.reader.run(entry="provision", extra_path=d, timeout=300)
+        if code != 0:
+            raise RuntimeError("list push failed:\n%s" % "\n".join(out[-20:]))
+        return self.start()
+
+    def close(self):
+        self.reader.close()
+
