@@ -100,7 +100,6 @@ class Decider:
         self.code_errors = code_errors or {}
         self.lists = None
         self._policy = {}
-        self._stale_plain = None
         self._stale_health = None
         self._day = -1
         self._today = 0
@@ -117,18 +116,15 @@ class Decider:
         """Install the active list store (or None) and precompute its category policies."""
         self.lists = lists
         self._policy = {}
-        self._stale_plain = self._stale_health = None
+        self._stale_health = None
         if lists is None:
             return
         for cid in sorted(lists.categories):
             _, action, stale_action, health = lists.categories[cid]
             p = (_action(action), _action(stale_action), bool(health))
             self._policy[cid] = p
-            if p[1] != R.PASS:
-                if health and self._stale_health is None:
-                    self._stale_health = p
-                elif not health and self._stale_plain is None:
-                    self._stale_plain = p
+            if health and p[1] != R.PASS and self._stale_health is None:
+                self._stale_health = p
 
     def set_mode(self, mode):
         self.mode = mode
@@ -187,7 +183,9 @@ class Decider:
         return self._set(R.PASS, R.OK)
 
     def _lists(self, cred, now_s, mode):
-        """Categories then the health rule; True when they settle the verdict."""
+        """Categories then the health rule; True when they settle the verdict. A hit takes
+        its category's action, or its stale action once the list is past its max age (or the
+        time is unknown), as the list header says (lib/blocklist ListStore.action)."""
         health_on = self.health_rule and mode == MODE_NORMAL
         lists = self.lists
         if lists is None:
@@ -199,20 +197,24 @@ class Decider:
         cat = lists.lookup(cred.namespace(), cred.number, cred.number_len)
         stale = now_s is None or lists.is_stale(now_s)
         p = None
+        act = R.PASS
         if cat:
             self.category = cat
             p = self._policy.get(cat)
             if p is None:
                 return self._set(R.DENY, R.BLACKLISTED)
-            if not p[2] and p[0] != R.PASS:
-                return self._set(p[0], R.BLACKLISTED if p[0] == R.DENY else R.LIST_MANUAL)
-        if stale and self._stale_plain is not None:
-            return self._set(self._stale_plain[1], R.LIST_STALE)
+            act = p[1] if stale else p[0]
+            if not p[2] and act != R.PASS:
+                if act == R.DENY:
+                    return self._set(R.DENY, R.BLACKLISTED)
+                return self._set(R.MANUAL, R.LIST_STALE if stale and p[0] != R.MANUAL
+                                 else R.LIST_MANUAL)
         if not health_on:
             return False
-        if p is not None and p[2] and p[0] != R.PASS:
-            return self._set(p[0], R.HEALTH_ABNORMAL if p[0] == R.DENY else R.NO_HEALTH_INFO)
+        if p is not None and p[2] and act != R.PASS:
+            return self._set(act, R.HEALTH_ABNORMAL if act == R.DENY else R.NO_HEALTH_INFO)
         if stale and self._stale_health is not None:
+            # health status unknown for everyone while the health list is out of date
             return self._set(self._stale_health[1], R.NO_HEALTH_INFO)
         return False
 

@@ -295,9 +295,9 @@ def test_every_reason_end_to_end(reader, tmp_path):
 LIST_STATES = [
     # (scenario lists, tap, reason, verdict)
     (None, cpu(), "NO_LIST", "MANUAL"),
-    (dict(LISTS, stale=True, categories=dict(CATS, **{"2": ["unpaid", "manual", "manual",
+    (dict(LISTS, stale=True, categories=dict(CATS, **{"2": ["unpaid", "deny", "manual",
                                                             False]})),
-     cpu(), "LIST_STALE", "MANUAL"),
+     cpu("1002"), "LIST_STALE", "MANUAL"),
     (dict(LISTS, stale=True), cpu(), "OK", "PASS"),
 ]
 
