@@ -367,3 +367,21 @@ except decision.DecisionError as e:
     print("refused", e.code)
 """ % bad)
     assert "refused 22" in out
+
+
+def test_policy_config_keys_are_checked(mp):
+    out = mp("""
+import config
+for bad in ({"card_types": [1, "x"]}, {"card_types": [300]}, {"no_list_action": "maybe"},
+            {"utc_offset_min": 9999}):
+    try:
+        config.validate(bad)
+        print("accepted", bad)
+    except config.ConfigError as e:
+        print("refused", e.field)
+cfg = config.validate({"card_types": [1, 5], "no_list_action": "pass", "utc_offset_min": 0})
+print("ok", cfg["card_types"], cfg["no_list_action"], cfg["utc_offset_min"])
+""")
+    assert out.split() == ["refused", "card_types", "refused", "card_types", "refused",
+                           "no_list_action", "refused", "utc_offset_min", "ok", "[1,", "5]",
+                           "pass", "0"]
