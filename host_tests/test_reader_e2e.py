@@ -89,6 +89,11 @@ def run():
                 a.set_mode(step["mode"], "config")
             elif "ack" in step:
                 a.journal.ack(a.journal.next_seq - 1)
+            elif "burst" in step:  # a source handing on credentials without yielding
+                fill(step["tap"])
+                for i in range(step["burst"]):
+                    c.number[c.number_len - 1] = 48 + i
+                    print("QUEUED", await a.on_credential(c))
             else:
                 fill(step["tap"])
                 await a.on_credential(c)
@@ -361,6 +366,17 @@ def test_journal_full_in_emergency_still_opens(reader, tmp_path):
     got = verdicts(run_scenario(reader, tmp_path, sc))
     assert [(g["verdict"], g["reason"]) for g in got[-2:]] == [("PASS", "EMERGENCY")] * 2
     assert [g["seq"] for g in got[-2:]] == [0, 0]
+
+
+def test_queue_is_bounded_and_drops_are_counted(reader, tmp_path):
+    sc = {"cfg": dict(BASE_CFG, no_list_action="pass"),
+          "steps": [{"burst": 6, "tap": cpu("5550")}, {"tap": cpu("7777"), "after": 2000}]}
+    out = run_scenario(reader, tmp_path, sc)
+    assert [x for x in out if x.startswith("QUEUED")] == ["QUEUED True"] * 4 + [
+        "QUEUED False"] * 2
+    got = verdicts(out)
+    assert [g["verdict"] for g in got] == ["PASS"] * 5  # four queued, then the next rider
+    assert "taps=5 dropped=2" in "\n".join(out)
 
 
 def test_a_hung_source_does_not_stop_the_other(reader, tmp_path):
