@@ -23,7 +23,7 @@ STATE_DIR = "/ota"
 STAGING = "/ota/staging.sm"
 FLOOR = "/ota/floor"
 RELEASE = "release.sm"  # the signed manifest of what a slot holds, kept with it
-SELFTEST_DELAY_MS = 3000  # let the app start its tasks and serve a poll or two first
+SELFTEST_DELAY_MS = 3000  # at least: let the app start its tasks and serve a poll or two
 _BUF = 4096
 
 E_BUSY = 16  # EBUSY: the running app is not confirmed yet; nothing new is staged over it
@@ -255,10 +255,12 @@ async def self_test():
     return failed
 
 
-async def confirm_after_self_test(board, cfg, delay_ms=SELFTEST_DELAY_MS):
-    """Started by main for an app on its first boot. Pass: mark it valid (selector and, for a
-    full-firmware image, the ESP-IDF otadata). Fail: reset; the selector rolls back."""
-    await asyncio.sleep_ms(delay_ms)
+async def confirm_after_self_test(board, cfg):
+    """Started by main for an app on its first boot. Waits longer than the watchdog period (a
+    hung main loop must have reset the reader first), then self-test. Pass: mark it valid
+    (selector and, for a full-firmware image, the ESP-IDF otadata). Fail: reset; the selector
+    rolls back."""
+    await asyncio.sleep_ms(max(SELFTEST_DELAY_MS, cfg["wdt_ms"] * 3 // 2))
     failed = await self_test()
     if failed:
         log.error("selftest", "failed=%s -> reset, rollback", ",".join(failed))

@@ -3,11 +3,14 @@ releases built from the compiled firmware (optionally with a replaced app module
 provisioned with trusted keys."""
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BUILD, ROOT
+from conftest import BUILD
+
+from sim.runner import Reader
 
 WL = Path(__file__).parent / "ota_wl"
 
@@ -31,6 +34,27 @@ def keys(tmp_path_factory):
     return d
 
 
+@pytest.fixture
+def ota_reader(tmp_path):
+    """An emulated reader whose link server is shut down properly on teardown: closing a
+    listening socket does not wake the thread blocked in accept(), which would then accept the
+    next reader's connection when the fd number is reused (see the report: LinkServer.close
+    wants a shutdown() first)."""
+    r = Reader(workdir=tmp_path / "reader")
+    yield r
+    close_reader(r)
+
+
+def close_reader(r):
+    r.stop()
+    r.server._stop = True
+    try:
+        r.server._sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    r.close()
+
+
 def build_variant(tmp, app_source=None):
     """A copy of the compiled build, with app.mpy compiled from `app_source` if given."""
     out = Path(tmp) / "build"
@@ -51,12 +75,26 @@ def publish_app(pub, version, key, tmp, app_source=None, **kw):
     return bundle(pub, version, key, build_variant(tmp, app_source), **kw)
 
 
-def tagged_app(tag, extra=""):
-    """The real app.py with a line that shows which release runs (and optional extra code)."""
-    src = (ROOT / "firmware" / "app.py").read_text()
-    marker = "async def main(board, cfg, cfg_error=None):\n"
-    body = "    print('APP %s')\n" % tag + extra
-    return src.replace(marker, marker + body)
+TEST_APP = """\"\"\"A release of the app as the OTA tests ship it: the stable shape of
+firmware/app.py (arm the watchdog, feed it from the main loop), tagged with its release.\"\"\"
+
+import asyncio
+
+
+async def main(board, cfg, cfg_error=None):
+    print("APP %s")
+%s    wdt = board.watchdog(cfg["wdt_ms"])
+%s    print("I 0 app ready (test release)")
+    while True:
+        wdt.feed()
+        await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
+"""
+
+
+def tagged_app(tag, extra="", after_watchdog=""):
+    """A test release of app.py: prints `APP <tag>`; optional code at the start of main() or
+    right after the watchdog is armed (to make broken releases)."""
+    return TEST_APP % (tag, extra, after_watchdog)
 
 
 def workload_dir(tmp, pub=None, keys=None):

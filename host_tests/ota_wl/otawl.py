@@ -31,6 +31,10 @@ def run():
             print("REJECT", e.code, e)
     elif cmd == "state":
         print("STATE", bootsel.read(), "FLOOR", ota.time_floor())
+    elif cmd == "main":
+        print("RECORD", bootsel.read(), os.listdir("/"), os.listdir("/app_b"))
+        import main
+        main.run()
     elif cmd == "cutloop":
         cutloop(board.settings.get("step", 1), board.settings.get("torn", 0))
     board.flash.flush()
