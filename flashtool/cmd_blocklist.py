@@ -9,6 +9,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import struct
 import sys
 import time
@@ -166,8 +167,6 @@ def check_ident(ns, ident):
 def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=DEFAULT_FP,
                 categories=None, key=None, progress=None):
     """entries: iterable of (ns, ident bytes, category id). Returns the signed image bytes."""
-    import os
-
     cats = dict(categories or DEFAULT_CATEGORIES)
     key = key or os.urandom(fmt.KEY_LEN)
     issued = int(time.time()) if issued is None else issued
