@@ -28,10 +28,7 @@ applog = slog.Logger("app")  # lifecycle: `app config`, `app ready`, `app lists`
 
 QUEUE = const(4)  # credentials waiting for a decision (taps arrive at most ~1/s per source)
 _MAINT_MS = const(250)
-_IDLE_TEXT = {
-    decision.MODE_EMERGENCY: (R.MESSAGES[R.EMERGENCY][1], R.MESSAGES[R.EMERGENCY][2]),
-    decision.MODE_CLOSED: (R.MESSAGES[R.CLOSED][1], R.MESSAGES[R.CLOSED][2]),
-}
+_IDLE_TEXT = {decision.MODE_EMERGENCY: R.text(R.EMERGENCY), decision.MODE_CLOSED: R.text(R.CLOSED)}
 
 
 def journal_partition(board):
@@ -218,10 +215,10 @@ class App:
         return self.journal.next_seq > 0 and self.decider.mode in range(len(decision.MODES))
 
 
-def list_key(path="/keys"):
-    """(n, e) of the list-signing key among the trusted keys in /keys/*.pub (the signed-
-    manifest key files, JSON {"role", "n": hex, "e"}), or None. Read here rather than through
-    the OTA module, which the app does not otherwise need in RAM."""
+def trusted_key(role, path="/keys"):
+    """(n, e) of the trusted key with this role among /keys/*.pub (the signed-manifest key
+    files, JSON {"role", "n": hex, "e"}), or None. Read here rather than through the OTA
+    module, which the app does not otherwise need in RAM."""
     try:
         names = os.listdir(path)
     except OSError:
@@ -230,9 +227,32 @@ def list_key(path="/keys"):
         if name.endswith(".pub"):
             with open(path + "/" + name) as f:
                 d = json.load(f)
-            if d.get("role") == "list":
+            if d.get("role") == role:
                 return int(d["n"], 16), d["e"]
     return None
+
+
+def list_key():
+    """The list-signing key (role "list")."""
+    return trusted_key("list")
+
+
+def rides_keyset(keyset_mod, path="/keys/rides.ks"):
+    """The ride-code key set, verified against the root key (role "rides"); an empty key set
+    (every code CODE_UNKNOWN_KEY) when there is none or it does not verify."""
+    root = trusted_key("rides")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        data = None
+    if root is None or data is None:
+        return keyset_mod.KeySet()
+    try:
+        return keyset_mod.load(data, root[0], root[1])
+    except ValueError as e:
+        applog.error("keyset", "%s: %s -> no ride codes until a valid one is installed", path, e)
+        return keyset_mod.KeySet()
 
 
 async def main(board, cfg, cfg_error=None):
@@ -241,12 +261,11 @@ async def main(board, cfg, cfg_error=None):
     and building the large buffers right after each import keeps them from failing on a heap
     fragmented by later imports."""
     gc.collect()
+    from ridecode import keyset
     from ridecode import verifier as ridecode
-    from ridecode.keyset import KeySet
 
-    # Ride codes: no key set until trust data is installed (every code -> CODE_UNKNOWN_KEY);
-    # the installer calls app.verifier.set_keyset(ks).
-    verifier = ridecode.Verifier(KeySet(), board.clock)
+    # an update of the key set calls app.verifier.set_keyset(ks)
+    verifier = ridecode.Verifier(rides_keyset(keyset), board.clock)
     from qr_task import QrReader
 
     qr = QrReader(board.scanner_uart(), board.clock, verifier, cfg)
@@ -268,6 +287,6 @@ async def main(board, cfg, cfg_error=None):
     if ota is not None:
         ota.add_check("decision", a.self_check)
     gc.collect()
-    applog.info("lists", "active=%d seq=%d free=%d", a.lists is not None,
-             a.lists.seq if a.lists else 0, gc.mem_free())
+    applog.info("lists", "active=%d seq=%d keyset=%d free=%d", a.lists is not None,
+                a.lists.seq if a.lists else 0, verifier.keyset.serial, gc.mem_free())
     await a.run([nfc.run(a.on_credential), qr.run(a.on_credential)])

@@ -106,8 +106,8 @@ class Feedback:
             if v == 0:
                 self._idle()
                 continue
-            m = R.MESSAGES[self._reason]
-            self._display.show(m[1], m[2])
+            zh, en = R.text(self._reason)
+            self._display.show(zh, en)
             self._green.value(v == R.PASS or v == R.MANUAL)
             self._red.value(v != R.PASS)
             n = 1 if v == R.PASS else (2 if v == R.MANUAL else 3)

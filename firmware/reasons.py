@@ -44,36 +44,39 @@ READER_FAULT = const(27)
 
 VERDICT_NAMES = ("-", "PASS", "DENY", "MANUAL", "EVENT")
 
-# index = reason code: (name, zh, en)
-MESSAGES = (
-    ("OK", "请通行", "Please pass"),
-    ("EMERGENCY", "紧急放行", "Emergency release - gate open"),
-    ("CLOSED", "暂停服务", "Out of service"),
-    ("MULTI_CARD", "张数过多", "More than one card"),
-    ("CARD_FAULT", "读卡失败，请重刷", "Card read error - tap again"),
-    ("CARD_TYPE", "此卡不能使用", "Card type not accepted"),
-    ("EXPIRED", "卡已过期", "Card expired"),
-    ("NOT_YET_VALID", "卡未启用", "Card not yet valid"),
-    ("CONCESSION_EXPIRED", "优惠资格已过期", "Concession expired"),
-    ("BLACKLISTED", "黑名单卡", "Card blocked"),
-    ("LIST_MANUAL", "请到人工通道", "Please see staff"),
-    ("HEALTH_ABNORMAL", "健康码异常", "Health code abnormal"),
-    ("NO_HEALTH_INFO", "未查询到健康码信息", "No health information - manual check"),
-    ("PASSBACK", "重复刷卡", "Already used - passback"),
-    ("CODE_INVALID", "二维码无效", "Invalid ride code"),
-    ("CODE_FORGED", "二维码验证失败", "Ride code not genuine"),
-    ("CODE_UNKNOWN_KEY", "二维码无法验证", "Ride code key unknown"),
-    ("CODE_REVOKED", "二维码已停用", "Ride code revoked"),
-    ("CODE_EXPIRED", "二维码已过期", "Ride code expired"),
-    ("CODE_NOT_YET_VALID", "二维码未生效", "Ride code not yet valid"),
-    ("CODE_STALE", "二维码已失效，请刷新", "Ride code out of date - refresh"),
-    ("CODE_REPLAYED", "二维码已使用", "Ride code already used"),
-    ("NO_TIME", "时间未同步，请人工核验", "No trusted time - manual check"),
-    ("LIST_STALE", "名单过期，请人工核验", "List out of date - manual check"),
-    ("NO_LIST", "未加载名单，请人工核验", "No list loaded - manual check"),
-    ("JOURNAL_FULL", "记录已满，暂停服务", "Journal full - out of service"),
-    ("MODE_CHANGE", "模式变更", "Lane mode changed"),
-    ("READER_FAULT", "设备故障，请人工核验", "Reader fault - manual check"),
+# Indexed by reason code. One string per language rather than a tuple of tuples: on the
+# host every string of a loaded module lives in the heap, and these are read only when a
+# verdict is logged or displayed.
+_NAMES = (
+    "OK EMERGENCY CLOSED MULTI_CARD CARD_FAULT CARD_TYPE EXPIRED "
+    "NOT_YET_VALID CONCESSION_EXPIRED BLACKLISTED LIST_MANUAL "
+    "HEALTH_ABNORMAL NO_HEALTH_INFO PASSBACK CODE_INVALID CODE_FORGED "
+    "CODE_UNKNOWN_KEY CODE_REVOKED CODE_EXPIRED CODE_NOT_YET_VALID "
+    "CODE_STALE CODE_REPLAYED NO_TIME LIST_STALE NO_LIST JOURNAL_FULL "
+    "MODE_CHANGE READER_FAULT"
+)
+_ZH = (
+    "请通行|紧急放行|暂停服务|张数过多|读卡失败，请重刷|"
+    "此卡不能使用|卡已过期|卡未启用|优惠资格已过期|黑名单卡|"
+    "请到人工通道|健康码异常|未查询到健康码信息|重复刷卡|二维码无效|"
+    "二维码验证失败|二维码无法验证|二维码已停用|二维码已过期|"
+    "二维码未生效|二维码已失效，请刷新|二维码已使用|"
+    "时间未同步，请人工核验|名单过期，请人工核验|"
+    "未加载名单，请人工核验|记录已满，暂停服务|模式变更|"
+    "设备故障，请人工核验"
+)
+_EN = (
+    "Please pass|Emergency release - gate open|Out of service|"
+    "More than one card|Card read error - tap again|Card type not accepted|"
+    "Card expired|Card not yet valid|Concession expired|Card blocked|"
+    "Please see staff|Health code abnormal|"
+    "No health information - manual check|Already used - passback|"
+    "Invalid ride code|Ride code not genuine|Ride code key unknown|"
+    "Ride code revoked|Ride code expired|Ride code not yet valid|"
+    "Ride code out of date - refresh|Ride code already used|"
+    "No trusted time - manual check|List out of date - manual check|"
+    "No list loaded - manual check|Journal full - out of service|"
+    "Lane mode changed|Reader fault - manual check"
 )
 
 # Ride-code refusals (lib/ridecode result names) and the reason each maps to.
@@ -90,8 +93,25 @@ CODE_RESULTS = (
 )
 
 
+def _field(text, sep, i):
+    start = 0
+    while i > 0:
+        start = text.find(sep, start) + 1
+        if start == 0:
+            return None
+        i -= 1
+    end = text.find(sep, start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def name(reason):
-    return MESSAGES[reason][0] if 0 <= reason < len(MESSAGES) else "R%d" % reason
+    n = _field(_NAMES, " ", reason) if reason >= 0 else None
+    return n if n else "R%d" % reason
+
+
+def text(reason):
+    """(zh, en) display message of a reason."""
+    return _field(_ZH, "|", reason) or "", _field(_EN, "|", reason) or ""
 
 
 def code_table(results):
