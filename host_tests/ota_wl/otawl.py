@@ -6,6 +6,7 @@ switch and first boot, each followed by a reboot check and a recovery, in one pr
 vfs partition is restored from a snapshot between cut points).
 """
 
+import gc
 import os
 
 import board
@@ -31,10 +32,6 @@ def run():
             print("REJECT", e.code, e)
     elif cmd == "state":
         print("STATE", bootsel.read(), "FLOOR", ota.time_floor())
-    elif cmd == "main":
-        print("RECORD", bootsel.read(), os.listdir("/"), os.listdir("/app_b"))
-        import main
-        main.run()
     elif cmd == "cutloop":
         cutloop(board.settings.get("step", 1), board.settings.get("torn", 0))
     board.flash.flush()
@@ -105,12 +102,16 @@ def cutloop(step, torn):
             _scenario()
             done = True
         except board.PowerCut:
-            pass
+            # files left open by the cut attempt must never write to the revived chip (on a
+            # real reader RAM is gone): finalise them while the flash is still dead
+            gc.collect()
         flash.cut_at = 0
         flash.dead = False
+        phase = "reboot"
         try:
             _remount()
             state = _check_bootable()
+            phase = "recovery"
             _scenario()  # recovery: resume or redo, then first boot
             rec = bootsel.read()
             if rec["version"] != target or rec["state"] != "valid":
@@ -118,7 +119,7 @@ def cutloop(step, torn):
             seen[state] = seen.get(state, 0) + 1
         except Exception as e:  # every failure is reported with its cut point
             fails += 1
-            print("FAIL cut=%d torn=%d %r" % (n, torn, e))
+            print("FAIL cut=%d torn=%d %s %r" % (n, torn, phase, e))
         if done:
             break
         cuts += 1
