@@ -224,3 +224,22 @@ def test_rtc_and_timeline_continue_across_reboots(reader, tmp_path):
     start2 = [x.split() for x in out2 if x.startswith("start")][0]
     assert int(start2[1]) >= int(end1[1]) >= reader.epoch - 7200  # RTC kept running
     assert int(start2[2]) > int(end1[2])  # the simulators' time never runs backwards
+
+
+def test_board_emulation_stays_within_its_heap_allowance(reader, tmp_path):
+    """The host board's modules and buffers sit in the interpreter heap beside the app; they
+    must fit the allowance the runner adds, so the app still gets its whole 192 KiB."""
+    from sim.runner import BOARD_HEAP
+
+    d = workload(tmp_path, "heap", """
+        import gc
+        def run():
+            gc.collect()
+            print("board", gc.mem_alloc(), "free", gc.mem_free())
+    """)
+    code, out = reader.run(entry="heap", extra_path=d)
+    line = [x.split() for x in out if x.startswith("board")][0]
+    used, free = int(line[1]), int(line[3])
+    print("host board uses %d bytes of heap (allowance %d)" % (used, BOARD_HEAP))
+    assert used <= BOARD_HEAP
+    assert free >= 192 * 1024 - 8 * 1024  # what is left for the app (less asyncio itself)

@@ -22,6 +22,16 @@ EXIT_WATCHDOG = 4
 EXIT_RESET = 5
 FLASH_SIZE = 16 * 1024 * 1024
 HEAPSIZE = "192k"  # the whole app: about 96 KB on the 32-bit ESP32
+# The emulated board's own code and buffers (host link, NOR model, partition model, clock)
+# live in the same interpreter heap; the interpreter gets this much on top of the app's budget
+# so the emulation does not eat it (test_board_host checks the board stays within it).
+BOARD_HEAP = 40 * 1024
+
+
+def interpreter_heap(app_heap):
+    """'192k' -> the -X heapsize for a reader whose app gets `app_heap`."""
+    n = int(app_heap[:-1]) * {"k": 1024, "m": 1 << 20}[app_heap[-1].lower()]
+    return "%d" % (n + BOARD_HEAP)
 
 
 def micropython_bin():
@@ -103,7 +113,8 @@ class Reader:
         env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=frozen + ":.frozen",
                    READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0))
         self.proc = subprocess.Popen(
-            [micropython_bin(), "-X", "heapsize=" + self.heapsize, "-c", "import hostboot"],
+            [micropython_bin(), "-X", "heapsize=" + interpreter_heap(self.heapsize), "-c",
+             "import hostboot"],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
