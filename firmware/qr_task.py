@@ -7,6 +7,7 @@ failure is counted for the health report. Verdicts are not decided here: the cre
 """
 
 import asyncio
+import gc
 
 import scanengine
 import slog
@@ -121,6 +122,11 @@ class QrReader:
     async def _deliver(self, n, on_credential):
         self.scans += 1
         cred = self.cred
-        self.verifier.check(self.engine.code, n, cred)
+        try:
+            self.verifier.check(self.engine.code, n, cred)
+        except MemoryError:
+            # the big-integer verify needs a few contiguous 0.5 KB blocks: compact and retry
+            gc.collect()
+            self.verifier.check(self.engine.code, n, cred)
         cred.kind = KIND_CODE
         await on_credential(cred)
