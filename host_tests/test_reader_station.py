@@ -1,0 +1,61 @@
+"""The whole reader as provisioned in the field (flashtool/station.py: config, list key, signed
+list, ride-code root key and key set in /keys), booting the shipped `main`: cards on the PN532
+simulator and codes on the scan-engine simulator get the verdict the world's truth says, the
+journal holds one record per verdict, and a power cut loses none of them."""
+
+import time
+
+import pytest
+from test_reader_e2e import VERDICT
+
+from flashtool.station import CARDS, Station
+
+
+@pytest.fixture
+def station(tmp_path):
+    s = Station(workdir=tmp_path / "station", accelerated=True)
+    yield s
+    s.close()
+
+
+def settle(station, ms=1500):
+    """Let `ms` of the reader's virtual time pass (the last card leaves the field)."""
+    end = station.hw.now_us + ms * 1000
+    while station.hw.now_us < end:
+        time.sleep(0.01)
+
+
+def next_verdict(reader):
+    line = reader.wait_for(lambda x: VERDICT.match(x) is not None, timeout=60)
+    reader.boot_line = len(reader.output)
+    m = VERDICT.match(line)
+    return int(m[2]), m[4], m[5]
+
+
+def test_provisioned_reader_decides_cards_and_codes(station):
+    station.provision()
+    ready = station.start()
+    assert " app ready " in ready
+    lists = station.reader.wait_for(lambda x: " app lists " in x)
+    assert "active=1 seq=1" in lists and "keyset=1" in lists
+    seqs = []
+    for name in CARDS:
+        expect = station.present(name)
+        seq, verdict, reason = next_verdict(station.reader)
+        assert verdict == expect, (name, reason)
+        seqs.append(seq)
+        settle(station)
+    for kind, reason_want in (("valid", "OK"), ("expired", "CODE_EXPIRED"),
+                              ("forged", "CODE_FORGED"), ("screenshot", "CODE_STALE")):
+        station.show(kind)
+        seq, verdict, reason = next_verdict(station.reader)
+        assert reason == reason_want, kind
+        seqs.append(seq)
+        settle(station, 2500)
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    # cut the power, boot again: the journal continues after the last verdict
+    station.power_cut_and_reboot()
+    ready = [x for x in station.reader.output[station.reader.boot_line:] if " app ready " in x]
+    assert "journal=%d" % seqs[-1] in ready[0]
+    station.present("normal")
+    assert next_verdict(station.reader)[:2] == (seqs[-1] + 1, "PASS")
