@@ -28,6 +28,7 @@ applog = slog.Logger("app")  # lifecycle: `app config`, `app ready`, `app lists`
 
 QUEUE = const(4)  # credentials waiting for a decision (taps arrive at most ~1/s per source)
 _MAINT_MS = const(250)
+_HEARTBEAT_MS = const(60000)  # heap and counters in the log once a minute
 _IDLE_TEXT = {decision.MODE_EMERGENCY: R.text(R.EMERGENCY), decision.MODE_CLOSED: R.text(R.CLOSED)}
 
 
@@ -200,15 +201,21 @@ class App:
             asyncio.create_task(coro)
         j = self.journal
         applog.info("ready", "board=%s station=%d reader=%s dir=%s mode=%s journal=%d backlog=%d",
-                 self.board.NAME, cfg["station_id"], cfg["reader_id"], cfg["direction"],
-                 decision.MODES[self.decider.mode], j.next_seq - 1, j.backlog())
+                    self.board.NAME, cfg["station_id"], cfg["reader_id"], cfg["direction"],
+                    decision.MODES[self.decider.mode], j.next_seq - 1, j.backlog())
+        clock = self.clock
+        beat = clock.ticks_ms()
         while True:
             wdt.feed()
             was_full = j.full
             if not j.prepare() and not was_full:
                 log.warn("journal", "full backlog=%d", j.backlog())
+            if clock.ticks_diff(clock.ticks_ms(), beat) >= _HEARTBEAT_MS:
+                beat = clock.ticks_ms()
+                gc.collect()
+                applog.info("heap", "free=%d taps=%d dropped=%d backlog=%d", gc.mem_free(),
+                            self.taps, self.dropped, j.backlog())
             await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
-
 
     def self_check(self):
         """OTA self-test: the journal mounted and a decision can be made and recorded."""

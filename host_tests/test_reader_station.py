@@ -6,6 +6,7 @@ journal holds one record per verdict, and a power cut loses none of them."""
 import time
 
 import pytest
+from conftest import LONG
 from test_reader_e2e import VERDICT
 
 from flashtool.station import CARDS, Station
@@ -59,3 +60,44 @@ def test_provisioned_reader_decides_cards_and_codes(station):
     assert "journal=%d" % seqs[-1] in ready[0]
     station.present("normal")
     assert next_verdict(station.reader)[:2] == (seqs[-1] + 1, "PASS")
+
+
+def station_soak(station, n, gap_s=1.0):
+    """n riders tap cards (the same few cards, held 400 ms) every gap_s seconds of virtual
+    time, scheduled ahead on the simulator; returns the verdict lines and heap figures."""
+    station.provision(cfg={"passback_s": 0})
+    station.start()
+    t0 = station.hw.now_us + 500_000
+    names = ["normal", "phone", "concession", "normal", "lost"]
+    for i in range(n):
+        factory = CARDS[names[i % len(names)]][0]
+        at = t0 + int(i * gap_s * 1_000_000)
+
+        def tap(now, factory=factory):
+            card = factory()
+            station.nfc.field.present(card, at_us=now)
+            station.nfc.field.remove(card, at_us=now + 400_000)
+        station.sched.at(at, tap)
+    r = station.reader
+    r.wait_for(lambda x: " seq=%d " % n in x and " gate verdict " in x, timeout=600)
+    station.sched.at(station.hw.now_us + 61_000_000, lambda now: None)
+    r.wait_for(lambda x: " app heap " in x and " taps=%d " % n in x, timeout=120)
+    lines = r.output[r.boot_line:]
+    verdicts = [x for x in lines if VERDICT.match(x)]
+    heap = [int(x.split("free=")[1].split()[0]) for x in lines if " app heap " in x]
+    return verdicts, heap
+
+
+def test_station_soak_short(station):
+    verdicts, heap = station_soak(station, 300)
+    assert len(verdicts) == 300
+    assert sum(" verdict=PASS " in x for x in verdicts) == 240  # every fifth card is lost
+    assert len(heap) >= 4 and max(heap[1:]) - min(heap[1:]) <= 512, heap
+
+
+@pytest.mark.long
+@pytest.mark.skipif(not LONG, reason="make check-long")
+def test_station_soak_long(station):
+    verdicts, heap = station_soak(station, 10_000)
+    assert len(verdicts) == 10_000
+    assert max(heap[1:]) - min(heap[1:]) <= 512, heap
