@@ -19,7 +19,7 @@ import decision
 import journal
 import reasons as R
 import slog
-from credential import Credential
+from credential import KIND_CPU, Credential
 from gate import IDLE, Feedback, Gate
 from micropython import const
 
@@ -99,8 +99,8 @@ class App:
         self.decider.mode = m
         self._apply_mode()
         seq = self._record(R.EVENT, R.MODE_CHANGE, 0, 0, 0)
-        applog.info("mode", "mode=%s from=%s source=%s seq=%d", mode, decision.MODES[old], source,
-                 seq)
+        applog.info("mode", "mode=%s from=%s source=%s seq=%d", mode, decision.MODES[old],
+                    source, seq)
         return seq
 
     def _apply_mode(self):
@@ -218,8 +218,14 @@ class App:
             await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
 
     def self_check(self):
-        """OTA self-test: the journal mounted and a decision can be made and recorded."""
-        return self.journal.next_seq > 0 and self.decider.mode in range(len(decision.MODES))
+        """OTA self-test (ota.add_check): the decision core answers a probe credential (list
+        lookup included) and the journal reads back its last record. Raises on failure."""
+        c = Credential()
+        c.kind = KIND_CPU
+        c.set_number(b"0")
+        self.decider.decide(c, self.clock.time(), self._mono_s())
+        j = self.journal
+        return j.next_seq == 1 or len(j.records(j.next_seq - 1, 1)) == 1
 
 
 def trusted_key(role, path="/keys"):

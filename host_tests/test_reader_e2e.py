@@ -113,9 +113,9 @@ def run():
                     print("MEM", i, gc.mem_free())
         await asyncio.sleep_ms(sc.get("tail_ms", 3000))
         j = a.journal
-        print("DONE taps=%d dropped=%d seq=%d backlog=%d passed=%d timeouts=%d beeps=%d" % (
-            a.taps, a.dropped, j.next_seq - 1, j.backlog(), a.gate.passed, a.gate.timeouts,
-            a.feedback.beeps))
+        print("DONE taps=%d dropped=%d seq=%d backlog=%d passed=%d timeouts=%d beeps=%d "
+              "selfcheck=%d" % (a.taps, a.dropped, j.next_seq - 1, j.backlog(), a.gate.passed,
+                                a.gate.timeouts, a.feedback.beeps, a.self_check()))
         if sc.get("dump"):
             for r in j.records(1, 100000):
                 print("REC", " ".join(str(x) for x in journal.decode(r)))
@@ -277,6 +277,7 @@ def test_every_reason_end_to_end(reader, tmp_path):
     sc = {"cfg": dict(BASE_CFG, health_rule=True), "lists": LISTS, "steps": steps,
           "dump": True}
     out = run_scenario(reader, tmp_path, sc)
+    assert "selfcheck=1" in "\n".join(out)  # the OTA self-test hook answers
     got = verdicts(out)
     want = [(r, v) for r, v, s in STEPS_ALL_REASONS if "tap" in s]
     assert [(g["reason"], g["verdict"]) for g in got] == want
