@@ -301,8 +301,8 @@ class Journal:
         return self.next_seq - 1 - self.acked
 
     def capacity(self):
-        """Records the journal holds when every sector but the spare is full."""
-        return (self.sectors - 1) * PER_SECTOR
+        """Unacknowledged records the journal holds before it is full (every sector)."""
+        return self.sectors * PER_SECTOR
 
     def ack(self, upto_seq):
         """The server acknowledged every record up to upto_seq: persist the cursor (one

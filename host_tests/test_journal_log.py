@@ -90,7 +90,7 @@ print("OK", seen == list(range(1, 301)), j.acked)
 def test_full_journal_never_overwrites_unacknowledged(mp, tmp_path):
     out = mp(setup(tmp_path) + """
 j = journal.Journal(P, sectors=3)
-print("CAP", j.capacity())
+print("CAP", j.capacity())  # 3 x 127
 n = 0
 try:
     while True:
@@ -114,7 +114,7 @@ r = j.records(1, 1000)
 print("AFTER", journal.decode(r[0])[0], journal.decode(r[-1])[0], len(r))
 """)
     # 3 sectors x 127 slots: all three fill (the spare is only needed for the next one)
-    assert "FULL 381 28 True" in out
+    assert "CAP 381" in out and "FULL 381 28 True" in out
     assert "KEPT True" in out
     assert "STILL FULL" in out
     assert "PREP False" in out
