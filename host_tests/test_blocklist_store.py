@@ -329,3 +329,20 @@ store = ListStore(Partition, PUB)
 print(store.active(), store.lookup(1, b'A000000000000000', 16), attempt(store, %r))
 """ % (str(p), str(p)))
     assert out.strip() == "False 0 ok 3"
+
+
+def test_reader_and_host_tool_agree_on_false_hits(lab):
+    """A deliberately weak list (5 % FP) so non-members hit: the reader reports exactly the
+    categories the host model predicts, i.e. both run the same probe rule."""
+    ents = entries(b"A", 8000, cats=(1, 2))  # pages must be full for the FP to show
+    p = lab.full("weak.img", ents, 1, fp=0.05)
+    img = p.read_bytes()
+    others = entries(b"Q", 3000)
+    want = [(ns, ident, cb.lookup(img, ns, ident)) for ns, ident, _ in others]
+    assert 30 < sum(1 for w in want if w[2]) < 600  # the weak list really does hit
+    out = lab.run("""
+store = ListStore(Partition, PUB)
+attempt(store, %r)
+print(check(store, %r))
+""" % (str(p), lab.cases(want)))
+    assert out.strip() == "[]"
