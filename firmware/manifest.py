@@ -32,4 +32,5 @@ module("gate.py")
 # -- ota, sync --
 module("bootsel.py")
 module("ota.py")
+module("sync.py")
 require("signedmanifest")

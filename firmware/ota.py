@@ -87,8 +87,10 @@ def installed():
 
 
 class AppStager:
-    """Stage one verified app release into the inactive slot. Use: begin(entry) -> offset to
-    resume from (None: already there), write(buf, n)..., end(); then finish() switches."""
+    """Stage one verified app release into the inactive slot. Use: run prepare(); for each
+    entry of pending(): begin(entry) -> offset to resume from, write(buf, n)..., end(); then
+    run finish(), which switches. prepare() and finish() are generators so the sync task can
+    yield to the lane between their steps."""
 
     def __init__(self, data, m):
         rec = bootsel.read()
@@ -107,10 +109,18 @@ class AppStager:
         self.buf = bytearray(_BUF)
         self._f = None
         self._check = None
-        if _read(STAGING) != bytes(data):
-            _rmtree(self.dir)  # before the new staging.sm: a cut here restarts the wipe
+        self._data = data
+
+    def prepare(self):
+        """Generator (one step per file removed, so a caller on the event loop can yield
+        between steps): a release other than the one being staged starts from an empty slot."""
+        if _read(STAGING) != bytes(self._data):
+            for path in _walk(self.dir):  # before the new staging.sm: a cut redoes the wipe
+                os.remove(path)
+                yield
+            _rmtree(self.dir)
             _mkdir(STATE_DIR)
-            _replace(STAGING, data)
+            _replace(STAGING, self._data)
         _mkdir(self.dir)
 
     def pending(self):
@@ -154,12 +164,14 @@ class AppStager:
             self._f = None
 
     def finish(self):
-        """Everything staged: drop anything unsigned, re-check every file against the manifest
-        (no file from another release may run), then switch the selector in one rename."""
+        """Generator, one step per file: drop anything unsigned, re-check every file against
+        the manifest (no file from another release may run), then switch the selector in one
+        rename."""
         signed = [e[0] for e in self.m.files] + [RELEASE]
         for path in _walk(self.dir):
             if path[len(self.dir) + 1:] not in signed:
                 os.remove(path)
+                yield
         for e in self.m.files:
             c = sm.FileCheck(e)
             self._hash_file(self.dir + "/" + e[0], c)
@@ -168,14 +180,18 @@ class AppStager:
             except sm.ManifestError:
                 os.remove(self.dir + "/" + e[0])  # fetched again on the next attempt
                 raise
-        _replace(self.dir + "/" + RELEASE, _read(STAGING))
+            yield
+        _replace(self.dir + "/" + RELEASE, self._data)
+        yield
         rec = self.rec or {}
         prev_version = rec.get("version", 0) if self.prev else 0
         bootsel.write({"slot": self.slot, "state": "new", "version": self.m.version,
                        "counter": self.m.counter, "prev": self.prev,
                        "prev_version": prev_version, "floor": rec.get("floor", 0),
                        "failed": rec.get("failed")})
+        yield
         raise_floor(self.m.issued)
+        yield
         _remove(STAGING)
         log.info("switch", "slot=%s version=%d counter=%d", self.slot, self.m.version,
                  self.m.counter)
@@ -198,6 +214,8 @@ def install_from_dir(root, board_name, clock=None, name="app.sm"):
         raise OtaError(2, "no %s in %s" % (name, root))
     m = verify(data, "app", board_name, clock)
     st = AppStager(data, m)
+    for _ in st.prepare():
+        pass
     for e in st.pending():
         off = st.begin(e)
         with open(root + "/blobs/" + e[2], "rb") as src:
@@ -212,7 +230,8 @@ def install_from_dir(root, board_name, clock=None, name="app.sm"):
                 st.abort()
                 raise
         st.end()
-    st.finish()
+    for _ in st.finish():
+        pass
     return m
 
 

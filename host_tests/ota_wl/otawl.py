@@ -32,9 +32,71 @@ def run():
             print("REJECT", e.code, e)
     elif cmd == "state":
         print("STATE", bootsel.read(), "FLOOR", ota.time_floor())
+    elif cmd == "sync":
+        sync_once(board.settings)
     elif cmd == "cutloop":
         cutloop(board.settings.get("step", 1), board.settings.get("torn", 0))
     board.flash.flush()
+
+
+def sync_once(st):
+    """One or more sync cycles against settings["url"], with a tap-like task measuring how
+    late the event loop lets it run (the latency a tap would see)."""
+    import asyncio
+
+    import config
+    import journal
+    import sync
+
+    sync.TIMEOUT_MS = st.get("timeout_ms", sync.TIMEOUT_MS)
+    j = journal.Journal(board.Partition.find(board.Partition.TYPE_DATA, label="journal")[0], 4)
+    for i in range(st.get("records", 0)):
+        j.append(1, 0, 0, 0, 1000 + i, 0, 0, 0, 5, 7)
+    store = None
+    if st.get("lists"):
+        from blocklist.store import ListStore
+
+        with open("/keys/list.pub") as f:
+            _, key = sm.load_key(f.read())
+        store = ListStore(board.Partition, key[:2])
+    cfg = dict(config.DEFAULTS)
+    cfg["sync_url"] = st["url"]
+    cfg["reader_id"] = "R7"
+    ready = []
+    s = sync.Sync(board, cfg, j, store, on_app_ready=lambda: ready.append(1))
+    clock = board.clock
+    import slog
+
+    slog.set_clock(clock)
+    worst = [0, 0, 0]
+
+    async def taps():
+        while True:
+            t0 = clock.ticks_us()
+            await asyncio.sleep_ms(1)
+            late = clock.ticks_diff(clock.ticks_us(), t0) - 1000
+            if late > worst[0]:
+                worst[0] = late
+                worst[2] = clock.ticks_ms()
+            worst[1] += 1
+
+    async def main():
+        t = asyncio.create_task(taps())
+        for _ in range(st.get("cycles", 1)):
+            try:
+                await s.cycle()
+                print("CYCLE ok")
+            except Exception as e:
+                print("CYCLE fail", repr(e))
+        t.cancel()
+
+    asyncio.run(main())
+    print("SYNC app=%d index=%d list=%s backlog=%d ready=%d" % (
+        ota.installed()[0], s.index_version, store.seq if store else None, j.backlog(),
+        len(ready)))
+    print("STALL max_us=%d samples=%d at_ms=%d" % (worst[0], worst[1], worst[2]))
+    if ready:
+        board.reset()
 
 
 def _remount():

@@ -1,0 +1,289 @@
+"""Sync with the station update server over plain HTTP/1.1 on asyncio streams: fetch the signed
+index, install what is new (app bundle into the inactive slot, lists through the list store),
+upload journal batches, report status, back off on failure.
+
+Everything fetched is checked before use: the index by its signature, each artefact manifest by
+the hash the index signed for it (no mixing releases) and its own signature, each file by its
+signed size (a server sending more is cut off: endless data) and SHA-256. Every network wait
+has a timeout and every chunk is followed by a yield, so a dead, slow or lying server costs the
+lane nothing but a log line; buffers are fixed (4 KiB), so memory is bounded whatever arrives.
+"""
+
+import asyncio
+import json
+
+import bootsel
+import ota
+import signedmanifest as sm
+import slog
+from micropython import const
+
+log = slog.Logger("sync")
+
+_BUF = const(4096)
+TIMEOUT_MS = 5000  # per connect / per chunk: a server that stalls longer is abandoned
+MAX_BACKOFF_S = 900
+BATCH = 64  # journal records per upload
+INDEX = "/ota/index.sm"  # the last index fully applied (skip re-verifying an unchanged one)
+_HDR_MAX = const(1024)
+
+
+class SyncError(OSError):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+        self.code = code
+
+
+E_HTTP = 71  # EPROTO: malformed reply or unexpected status
+
+
+class Sync:
+    def __init__(self, board, cfg, journal=None, lists=None, on_app_ready=None):
+        self.board = board
+        self.cfg = cfg
+        self.journal = journal
+        self.lists = lists
+        self.on_app_ready = on_app_ready or board.reset
+        self.host, self.port, self.prefix = parse_url(cfg["sync_url"])
+        self.rid = cfg["reader_id"]
+        self.buf = bytearray(_BUF)
+        self.index_version = 0
+        self.fails = 0
+        self.last_ok = None  # ticks_ms of the last good cycle
+
+    # --- the task --------------------------------------------------------------------------
+    async def run(self):
+        while True:
+            try:
+                await self.cycle()
+                self.fails = 0
+                self.last_ok = self.board.clock.ticks_ms()
+            except Exception as e:  # the sync task must outlive any server behaviour
+                self.fails += 1
+                log.warn("fail", "%r (attempt %d)", e, self.fails)
+            await asyncio.sleep(self.delay())
+
+    def delay(self):
+        """Poll period; after failures exponential backoff, spread per reader so 30,000 readers
+        coming back after an outage do not arrive in the same second."""
+        period = self.cfg["sync_period_s"]
+        if not self.fails:
+            return period
+        spread = sum(self.rid.encode()) % 7
+        return min(MAX_BACKOFF_S, period * (1 << min(self.fails, 8))) + spread
+
+    async def cycle(self):
+        await self.update()
+        await self.upload()
+        await self.report()
+
+    # --- updates -----------------------------------------------------------------------------
+    async def update(self):
+        raw = await self.get_small("/index.sm", sm.MAX_MANIFEST)
+        if raw == ota._read(INDEX):
+            return False
+        keys = ota.load_keys()
+        clock = self.board.clock
+        idx = ota.verify(raw, "index", self.board.NAME, clock, keys)
+        old = ota._read(INDEX)
+        if old is not None:
+            idx.check_newer(ota.verify(old, "index", self.board.NAME, None, keys).version,
+                            allow_same=False)
+        staged = False
+        for entry in idx.files:
+            data = await self.get_small("/" + entry[0], entry[1])
+            check = sm.FileCheck(entry)  # the index signed this exact manifest
+            check.update(data)
+            check.finish()
+            await asyncio.sleep_ms(0)
+            m = sm.verify(data, keys, None, self.board.NAME, ota.time_floor(clock))
+            await asyncio.sleep_ms(0)
+            if m.kind == "app":
+                staged = await self.install_app(data, m) or staged
+            elif m.kind == "list":
+                await self.install_list(m)
+            else:
+                log.info("skip", "%s kind=%s", entry[0], m.kind)
+        ota.raise_floor(idx.issued)
+        await asyncio.sleep_ms(0)
+        ota._replace(INDEX, raw)
+        self.index_version = idx.version
+        log.info("index", "version=%d", idx.version)
+        if staged:
+            log.info("restart", "new app staged")
+            self.on_app_ready()
+        return True
+
+    async def install_app(self, data, m):
+        version, _, failed = ota.installed()
+        rec = bootsel.read()
+        if m.version <= version or m.version == failed:
+            return False
+        if rec is not None and rec.get("state") in ("new", "pending"):
+            return False  # the running app is still on probation
+        st = ota.AppStager(data, m)
+        for _ in st.prepare():
+            await asyncio.sleep_ms(0)
+        for e in st.pending():
+            off = st.begin(e)
+            try:
+                await self.fetch(e, off, st.write)
+            except BaseException:
+                st.abort()
+                raise
+            st.end()
+            await asyncio.sleep_ms(0)
+        for _ in st.finish():
+            await asyncio.sleep_ms(0)
+        return True
+
+    async def install_list(self, m):
+        lists = self.lists
+        if lists is None or m.version <= lists.seq:
+            return
+        for e in m.files:
+            inst = lists.begin(e[1])
+            check = sm.FileCheck(e)
+
+            def sink(b, n, inst=inst, check=check):
+                check.update(b, n)  # signed size and hash first: a lying server stops here
+                inst.write(memoryview(b)[:n])
+
+            await self.fetch(e, 0, sink)
+            check.finish()
+            seq = inst.finish()
+            log.info("list", "seq=%d bytes=%d", seq, e[1])
+
+    async def fetch(self, entry, offset, sink):
+        """Stream blobs/<sha> from `offset` into sink(buf, n). The sink checks each chunk
+        against the signed entry (size cap, hash), so a server sending more than signed is
+        cut off at the first byte too many."""
+        r, w, status, length = await self.request("GET", "/blobs/" + entry[2], start=offset)
+        try:
+            if status != (206 if offset else 200):
+                raise SyncError(E_HTTP, "GET %s: %d" % (entry[2][:12], status))
+            buf = self.buf
+            got = 0
+            while length is None or got < length:
+                n = await asyncio.wait_for_ms(r.readinto(buf), TIMEOUT_MS)
+                if not n:
+                    break
+                got += n
+                sink(buf, n)
+                await asyncio.sleep_ms(0)
+        finally:
+            await _close(w)
+
+    # --- journal upload and status -------------------------------------------------------------
+    async def upload(self):
+        j = self.journal
+        while j is not None and j.backlog():
+            recs = j.pending(BATCH)
+            if not recs:
+                return
+            last = int.from_bytes(recs[-1][4:8], "little")
+            reply = await self.post("/journal/" + self.rid, b"".join(recs))
+            acked = min(int(json.loads(reply)["acked"]), last)
+            j.ack(acked)  # only what the server confirmed it holds
+            log.info("upload", "records=%d acked=%d backlog=%d", len(recs), acked, j.backlog())
+            if acked < last:
+                return
+
+    async def report(self):
+        version, _, failed = ota.installed()
+        st = {"app": version, "failed": failed, "index": self.index_version,
+              "list": self.lists.seq if self.lists is not None else None,
+              "backlog": self.journal.backlog() if self.journal is not None else None,
+              "time": self.board.clock.time()}
+        await self.post("/status/" + self.rid, json.dumps(st).encode())
+
+    # --- HTTP -----------------------------------------------------------------------------------
+    async def get_small(self, path, cap):
+        r, w, status, length = await self.request("GET", path)
+        try:
+            if status != 200:
+                raise SyncError(E_HTTP, "GET %s: %d" % (path, status))
+            return await _read_capped(r, length, cap)
+        finally:
+            await _close(w)
+
+    async def post(self, path, body):
+        r, w, status, length = await self.request("POST", path, body)
+        try:
+            if status != 200:
+                raise SyncError(E_HTTP, "POST %s: %d" % (path, status))
+            return await _read_capped(r, length, 1024)
+        finally:
+            await _close(w)
+
+    async def request(self, method, path, body=None, start=0):
+        """Send one request (Connection: close); returns (reader, writer, status, length)."""
+        r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
+                                         TIMEOUT_MS)
+        try:
+            head = "%s %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
+                method, self.prefix, path, self.host)
+            if start:
+                head += "Range: bytes=%d-\r\n" % start
+            if body is not None:
+                head += "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n" % len(
+                    body)
+            w.write(head.encode() + b"\r\n")
+            if body is not None:
+                w.write(body)
+            await asyncio.wait_for_ms(w.drain(), TIMEOUT_MS)
+            line = await asyncio.wait_for_ms(r.readline(), TIMEOUT_MS)
+            parts = line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+                raise SyncError(E_HTTP, "bad status line")
+            status = int(parts[1])
+            length = None
+            seen = 0
+            while True:
+                h = await asyncio.wait_for_ms(r.readline(), TIMEOUT_MS)
+                seen += len(h)
+                if seen > _HDR_MAX or not h:
+                    raise SyncError(E_HTTP, "headers too long or cut")
+                if h in (b"\r\n", b"\n"):
+                    break
+                k, _, v = h.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v.strip())
+            return r, w, status, length
+        except BaseException:
+            await _close(w)
+            raise
+
+
+async def _read_capped(r, length, cap):
+    """A small body (manifest, reply): refuse anything over cap bytes."""
+    if length is not None and length > cap:
+        raise sm.ManifestError(sm.E_LENGTH, "%d bytes over the %d cap" % (length, cap))
+    out = b""
+    while length is None or len(out) < length:
+        chunk = await asyncio.wait_for_ms(r.read(min(_BUF, cap + 1 - len(out))), TIMEOUT_MS)
+        if not chunk:
+            break
+        out += chunk
+        if len(out) > cap:
+            raise sm.ManifestError(sm.E_LENGTH, "body over the %d cap" % cap)
+    return out
+
+
+async def _close(w):
+    try:
+        w.close()
+        await w.wait_closed()
+    except OSError:
+        pass
+
+
+def parse_url(url):
+    """'http://host:port/prefix' -> (host, port, prefix). Plain HTTP only: integrity comes from
+    the signatures, not the transport."""
+    if not url.startswith("http://"):
+        raise ValueError("sync_url must be http://host[:port][/prefix]")
+    rest = url[7:]
+    hostport, _, prefix = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    return host, int(port or 80), ("/" + prefix).rstrip("/")

@@ -1,0 +1,182 @@
+"""The emulated reader (MicroPython, compiled firmware) syncing with `flash.py serve` over
+loopback TCP: a new app and a new list arrive and take effect, journal records reach the server
+exactly once, a reject keeps the old state, and a dead, silent or lying server ends in a clean
+failure while the event loop keeps serving a tap-like task (the loop's worst lateness is a
+figure printed by `flash.py bench ota`, not a timed assertion)."""
+
+import json
+import socket
+import threading
+import urllib.request
+
+import pytest
+from test_ota_kit import (  # noqa: F401  (fixtures)
+    keys,
+    ota_reader,
+    publish_app,
+    tagged_app,
+    wl,
+    workload_dir,
+)
+
+from flashtool.cmd_serve import make_server
+from flashtool.cmd_sign import sign_files, sign_index
+
+MIN_TAP_TURNS = 20  # the tap task ran all along: the sync never held the loop for long
+
+
+@pytest.fixture
+def station(tmp_path):
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    srv = make_server(pub, tmp_path / "station", "127.0.0.1", 0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv, pub, "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def sync(reader, extra, url, **kw):
+    reader.accelerated = False  # real sockets: real time (see the report on the clock)
+    code, lines = wl(reader, extra, "sync", url=url, **kw)
+    reader.accelerated = True
+    info = dict(x.split("=") for x in [ln for ln in lines if ln.startswith("SYNC")][0].split()[1:])
+    stall = [ln for ln in lines if ln.startswith("STALL")][0].split()
+    return code, lines, info, {k: int(v) for k, v in (x.split("=") for x in stall[1:])}
+
+
+def publish_list(pub, kd, seq, tmp_path, entries=()):
+    from flashtool.cmd_blocklist import build_image, load_private
+
+    img = build_image(list(entries), load_private(kd / "list.pem"), seq)
+    path = tmp_path / ("list%d.bin" % seq)
+    path.write_bytes(img)
+    sign_files(pub, "list", "list", seq, {"list.bin": path}, kd / "list.pem")
+
+
+def test_app_list_and_journal_over_http(ota_reader, station, tmp_path, keys):  # noqa: F811
+    srv, pub, url = station
+    reader = ota_reader
+    extra = workload_dir(tmp_path, pub, keys)
+    assert wl(reader, extra, "provision")[0] == 0
+    publish_app(pub, 2, keys / "app.pem", tmp_path / "b2", tagged_app("v2"))
+    publish_list(pub, keys, 5, tmp_path, [(1, b"04A1B2C3D4E5F6", 1)])
+    sign_index(pub, 1, keys / "app.pem")
+
+    code, lines, info, stall = sync(reader, extra, url, records=10, lists=1)
+    assert code == 5, lines  # a new app was staged: the reader resets into it
+    assert info == {"app": "2", "index": "1", "list": "5", "backlog": "0", "ready": "1"}, lines
+    assert stall["samples"] >= MIN_TAP_TURNS, lines
+    reader.reboot(reset_cause="soft")
+    reader.wait_for(lambda ln: ln == "APP v2")
+    reader.wait_for(lambda ln: " ota valid version=2" in ln)
+    reader.stop()
+
+    # the same records again (a retry after a lost ack) and ten more: held once each
+    held = srv.station.records["R7"]
+    assert sorted(held) == list(range(1, 11))
+    code, lines, info, stall = sync(reader, extra, url, records=10, lists=1)
+    assert code == 0 and info["backlog"] == "0" and info["app"] == "2", lines
+    assert sorted(held) == list(range(1, 21))
+    status = json.loads(urllib.request.urlopen(url + "/status").read())
+    assert status["readers"]["R7"]["app"] == 2 and status["readers"]["R7"]["list"] == 5
+
+
+def test_lost_ack_is_not_a_lost_record(ota_reader, station, tmp_path, keys):  # noqa: F811
+    """The server stores a batch but the reader never sees the reply: the reader keeps the
+    records and sends them again; the server holds each once."""
+    srv, pub, url = station
+    extra = workload_dir(tmp_path, pub, keys)
+    assert wl(ota_reader, extra, "provision")[0] == 0
+    publish_app(pub, 2, keys / "app.pem", tmp_path / "b2", tagged_app("v2"))
+    sign_index(pub, 1, keys / "app.pem")
+    st = srv.station
+    real = st.add_records
+    calls = []
+
+    def drop_reply(rid, body):
+        calls.append(len(body))
+        out = real(rid, body)
+        if len(calls) == 1:
+            raise ConnectionAbortedError("reply lost")
+        return out
+
+    st.add_records = drop_reply
+    code, lines, info, _ = sync(ota_reader, extra, url, records=5)
+    assert info["backlog"] == "5", lines  # not acknowledged: still pending on the reader
+    code, lines, info, _ = sync(ota_reader, extra, url, records=0)
+    assert info["backlog"] == "0", lines
+    assert sorted(st.records["R7"]) == [1, 2, 3, 4, 5] and len(calls) == 2
+
+
+def test_rejected_index_keeps_everything(ota_reader, station, tmp_path, keys):  # noqa: F811
+    srv, pub, url = station
+    extra = workload_dir(tmp_path, pub, keys)
+    assert wl(ota_reader, extra, "provision")[0] == 0
+    publish_app(pub, 2, keys / "app.pem", tmp_path / "b2", tagged_app("v2"))
+    sign_index(pub, 1, keys / "evil" / "app.pem")  # signed by a key the reader does not trust
+    code, lines, info, stall = sync(ota_reader, extra, url, records=3)
+    assert code == 0 and info["app"] == "0" and info["index"] == "0", lines
+    assert any("manifest key" in ln for ln in lines), lines
+    assert info["backlog"] == "3", lines  # the cycle stopped before uploading: nothing lost
+
+
+def _bad_server(behaviour):
+    """A TCP server that misbehaves: 'silent' accepts and never answers; 'endless' answers
+    200 with no length and streams forever; 'garbage' sends a non-HTTP reply."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        conns = []
+        while not stop.is_set():
+            try:
+                srv.settimeout(0.2)
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            conns.append(c)
+            try:
+                if behaviour == "endless":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                    while not stop.is_set():
+                        c.sendall(b"SM1 " * 4096)
+                elif behaviour == "garbage":
+                    c.sendall(b"\x00\xff" * 3000)
+            except OSError:
+                pass
+        for c in conns:
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, stop
+
+
+@pytest.mark.parametrize("behaviour", ["dead", "silent", "endless", "garbage"])
+def test_bad_server_costs_nothing(ota_reader, tmp_path, keys, behaviour):  # noqa: F811
+    extra = workload_dir(tmp_path, None, keys)
+    assert wl(ota_reader, extra, "provision")[0] == 0
+    if behaviour == "dead":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % s.getsockname()[1]
+        s.close()  # nothing listens there: connection refused
+        stop = None
+    else:
+        srv, stop = _bad_server(behaviour)
+        url = "http://127.0.0.1:%d" % srv.getsockname()[1]
+    try:
+        code, lines, info, stall = sync(ota_reader, extra, url, records=4, timeout_ms=300)
+    finally:
+        if stop:
+            stop.set()
+            srv.close()
+    assert code == 0 and any(ln.startswith("CYCLE fail") for ln in lines), lines
+    assert info == {"app": "0", "index": "0", "list": "None", "backlog": "4", "ready": "0"}
+    if behaviour == "silent":  # the loop kept turning through the whole timeout
+        assert stall["samples"] >= MIN_TAP_TURNS, lines
