@@ -313,11 +313,14 @@ def cmd_build(args):
     t0 = time.time()
     entries = read_entries(args.csv)
     priv = load_private(args.key or KEY_DIR / "blocklist.pem")
-    with Progress() as bar:
-        task = bar.add_task("building", total=len(entries))
-        img = build_image(entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp,
-                          progress=lambda n: bar.update(task, completed=n))
-        bar.update(task, completed=len(entries))
+    try:
+        with Progress() as bar:
+            task = bar.add_task("building", total=len(entries))
+            img = build_image(entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp,
+                              progress=lambda n: bar.update(task, completed=n))
+            bar.update(task, completed=len(entries))
+    except ValueError as e:
+        raise SystemExit("blocklist build: %s" % e) from None
     Path(args.out).write_bytes(img)
     print("%s: %d entries, %d bytes (%.2f bits/entry), seq %d, %.1f s"
           % (args.out, len(entries), len(img), len(img) * 8 / max(1, len(entries)), args.seq,
