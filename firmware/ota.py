@@ -154,7 +154,8 @@ class AppStager:
         try:
             self._check.finish()
         except sm.ManifestError:
-            os.remove(path + ".part")
+            if self._check.done >= self._check.size:
+                os.remove(path + ".part")  # complete but wrong: never resume from it
             raise
         os.rename(path + ".part", path)
 

@@ -171,6 +171,8 @@ class Sync:
                 got += n
                 sink(buf, n)
                 await asyncio.sleep_ms(0)
+            if length is not None and got < length:
+                raise SyncError(E_HTTP, "body cut at %d of %d" % (got, length))
         finally:
             await _close(w)
 

@@ -180,3 +180,42 @@ def test_bad_server_costs_nothing(ota_reader, tmp_path, keys, behaviour):  # noq
     assert info == {"app": "0", "index": "0", "list": "None", "backlog": "4", "ready": "0"}
     if behaviour == "silent":  # the loop kept turning through the whole timeout
         assert stall["samples"] >= MIN_TAP_TURNS, lines
+
+
+def test_interrupted_download_resumes_with_range(ota_reader, station, tmp_path, keys):  # noqa: F811
+    """The connection drops half-way through the biggest file: the next cycle asks for the
+    rest with a Range request (the committed prefix is re-hashed, not re-fetched)."""
+    srv, pub, url = station
+    extra = workload_dir(tmp_path, pub, keys)
+    assert wl(ota_reader, extra, "provision")[0] == 0
+    manifest = publish_app(pub, 2, keys / "app.pem", tmp_path / "b2", tagged_app("v2"))
+    sign_index(pub, 1, keys / "app.pem")
+    files = json.loads(manifest.read_bytes().split(b"\n", 1)[1])["files"]
+    big = max(files, key=lambda f: f[1])
+    handler = srv.RequestHandlerClass
+    real_get = handler.do_GET
+    seen = []
+
+    def flaky_get(self):
+        seen.append((self.path, self.headers.get("Range")))
+        if self.path.endswith(big[2]) and len([p for p, _ in seen if p == self.path]) == 1:
+            data = (pub / "blobs" / big[2]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return  # connection closes short: the reader sees a truncated body
+        return real_get(self)
+
+    handler.do_GET = flaky_get
+    try:
+        code, lines, info, _ = sync(ota_reader, extra, url)
+        assert info["app"] == "0" and any(ln.startswith("CYCLE fail") for ln in lines), lines
+        code, lines, info, _ = sync(ota_reader, extra, url)
+    finally:
+        handler.do_GET = real_get
+    assert code == 5 and info["app"] == "2", lines
+    ranges = [r for p, r in seen if p.endswith(big[2])]
+    assert ranges[0] is None and ranges[1] and ranges[1].startswith("bytes="), ranges
+    assert 0 < int(ranges[1][6:-1]) <= big[1] // 2 + 4096
