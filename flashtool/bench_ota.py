@@ -1,0 +1,150 @@
+"""`flash.py bench ota`: what an update costs. Signature checks and hashing on host MicroPython
+(from the compiled build), artefact sizes of the current build, bytes per reader per day, and
+the event loop's worst lateness while the emulated reader syncs an app update from
+`flash.py serve` over loopback.
+
+ESP32 estimate = host MicroPython CPU time x 50 (x 200 for big-integer arithmetic), as the
+project rule says; host timings are noisy on a shared 2-core machine.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from flashtool.cmd_bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.manifest import ROOT
+
+_MP = """
+import time, hashlib, signedmanifest as sm
+keys = {}
+for role in ("app3", "app65537"):
+    kid, k = sm.load_key(open("%(d)s/" + role + "/app.pub").read())
+    keys[role] = (kid, k)
+for role in ("app3", "app65537"):
+    data = open("%(d)s/" + role + "/m.sm", "rb").read()
+    ks = {keys[role][0]: keys[role][1]}
+    sm.verify(data, ks, "app", "host")
+    t = time.ticks_us()
+    for _ in range(%(n)d):
+        sm.verify(data, ks, "app", "host")
+    print("VERIFY", role, time.ticks_diff(time.ticks_us(), t) // %(n)d)
+b = bytearray(4096)
+h = hashlib.sha256()
+t = time.ticks_us()
+for _ in range(64):
+    h.update(b)
+print("SHA256_256K", time.ticks_diff(time.ticks_us(), t))
+"""
+
+
+def _verify_figures(tmp, quick):
+    from flashtool.cmd_keygen import keygen
+    from flashtool.cmd_sign import body, load_private, sign_body
+    from sim.runner import micropython_bin
+
+    for e in (3, 65537):
+        d = tmp / ("app%d" % e)
+        keygen(d, "app", e=e)
+        files = [["app.mpy", 1000, "ab" * 32]] * 40
+        (d / "m.sm").write_bytes(sign_body(body("app", 1, files), load_private(d / "app.pem")))
+    script = tmp / "bench_verify.py"
+    script.write_text(_MP % {"d": tmp, "n": 5 if quick else 30})
+    out = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(script)],
+                         env=dict(os.environ, MICROPYPATH=str((ROOT / "build" / "host")
+                                                              .resolve())),
+                         capture_output=True, text=True, timeout=300).stdout
+    res = {}
+    for line in out.splitlines():
+        p = line.split()
+        if p[0] == "VERIFY":
+            res[p[1]] = int(p[2])
+        elif p[0] == "SHA256_256K":
+            res["sha"] = int(p[1])
+    print("manifest check (40 files, RSA-2048, incl. JSON parse) on host MicroPython; ESP32"
+          " estimate x%d (pessimistic: only the pow is big-integer work):" % BIGINT_FACTOR)
+    for e in ("app3", "app65537"):
+        us = res[e]
+        print("  e=%-6s %7d us host  -> ~%5d ms ESP32" % (e[3:], us, us * BIGINT_FACTOR // 1000))
+    print("SHA-256 of 256 KiB: %d us host -> ~%d ms ESP32 (x%d)" % (
+        res["sha"], res["sha"] * CPU_FACTOR // 1000, CPU_FACTOR))
+
+
+def _sizes(tmp):
+    from flashtool.cmd_bundle import app_files, bundle
+    from flashtool.cmd_keygen import keygen
+    from flashtool.cmd_sign import sign_index
+
+    keygen(tmp / "k", "app")
+    pub = tmp / "pub"
+    bundle(pub, 1, tmp / "k" / "app.pem")
+    idx = sign_index(pub, 1, tmp / "k" / "app.pem")
+    files = app_files(ROOT / "build" / "host")
+    app_bytes = sum(p.stat().st_size for p in files.values())
+    app_sm = (pub / "app.sm").stat().st_size
+    idx_size = idx.stat().st_size
+    req = 200  # request + response headers of one GET, measured order of magnitude
+    print("app bundle: %d modules, %d bytes of .mpy + %d-byte manifest" % (
+        len(files), app_bytes, app_sm))
+    print("index.sm: %d bytes (re-fetched each poll; unchanged -> nothing else)" % idx_size)
+    per_day = 86400 // 60 * (idx_size + req)
+    print("idle polling every 60 s: %d polls/day x %d bytes = %.1f MB/reader/day, "
+          "%.0f GB/day for 30,000 readers" % (86400 // 60, idx_size + req, per_day / 1e6,
+                                               per_day * 30000 / 1e9))
+    return pub, idx_size
+
+
+def _stall(tmp):
+    """Worst event-loop lateness of a 1 ms tap-like task while the emulated reader syncs an
+    app update from flash.py serve (real time; includes host scheduling noise)."""
+    from flashtool.cmd_keygen import keygen
+    from flashtool.cmd_serve import make_server
+    from flashtool.cmd_sign import sign_index
+    from sim.runner import Reader
+
+    kd = tmp / "sk"
+    keygen(kd, "app")
+    keygen(kd, "list")
+    from flashtool.cmd_bundle import bundle
+
+    pub = tmp / "spub"
+    bundle(pub, 2, kd / "app.pem")
+    sign_index(pub, 1, kd / "app.pem")
+    srv = make_server(pub, tmp / "station", "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    extra = tmp / "extra"
+    extra.mkdir()
+    shutil.copy(ROOT / "host_tests" / "ota_wl" / "otawl.py", extra)
+    (extra / "keys").mkdir()
+    for role in ("app", "list"):
+        shutil.copy(kd / (role + ".pub"), extra / "keys")
+    r = Reader(workdir=tmp / "reader", accelerated=False)
+    try:
+        r.run(entry="otawl", extra_path=extra, settings={"wl": "provision"})
+        t0 = time.monotonic()
+        _, lines = r.run(entry="otawl", extra_path=extra, settings={
+            "wl": "sync", "url": "http://127.0.0.1:%d" % srv.server_address[1], "records": 64})
+        wall = time.monotonic() - t0
+    finally:
+        r.close()
+        srv.shutdown()
+    st = [ln for ln in lines if ln.startswith("STALL")]
+    print("sync cycle with an app update + 64 journal records: %.2f s wall; loop lateness %s"
+          % (wall, st[0][6:] if st else "?"))
+    print("  (host wall time incl. scheduling noise; on the ESP32 each 4 KiB flash erase on")
+    print("   the event-loop thread adds tens of ms: stage when the lane is idle)")
+
+
+def run(args):
+    sys.path[:0] = [str(ROOT / "boards" / "host")]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ota-"))
+    try:
+        _verify_figures(tmp, args.quick)
+        _sizes(tmp)
+        _stall(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
