@@ -1,0 +1,92 @@
+"""`flash.py deploy --port PORT`: first install of a reader over USB with mpremote: trusted
+public keys, the site config, and a signed app bundle as the valid app in slot a, with progress.
+
+The boot record is written last: a deploy interrupted at any point leaves a reader that boots
+the frozen factory app and can simply be deployed again. The bundle is checked against its
+signature with the same code the reader runs before anything is copied.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from flashtool.shared import signedmanifest as sm
+
+CHUNK = 1024
+
+
+def plan(bundle=None, config=None, keys=None, board="host"):
+    """[(device path, bytes)] in install order, and the app version (0: no bundle)."""
+    out = []
+    trusted = {}
+    for p in sorted(Path(keys).glob("*.pub")) if keys else ():
+        kid, key = sm.load_key(p.read_text())
+        trusted[kid] = key
+        out.append(("/keys/" + p.name, p.read_bytes()))
+    if config:
+        data = Path(config).read_bytes()
+        json.loads(data)  # the reader would refuse it anyway: fail here, before copying
+        out.append(("/config.json", data))
+    version = 0
+    if bundle:
+        bundle = Path(bundle)
+        raw = (bundle / "app.sm").read_bytes()
+        m = sm.verify(raw, trusted, "app", board, int(time.time()))
+        for name, size, sha in m.files:
+            blob = (bundle / "blobs" / sha).read_bytes()
+            check = sm.FileCheck((name, size, sha))
+            check.update(blob)
+            check.finish()
+            out.append(("/app_a/" + name, blob))
+        out.append(("/app_a/release.sm", raw))
+        record = {"slot": "a", "state": "valid", "version": m.version, "counter": m.counter,
+                  "prev": None, "floor": m.counter, "failed": None}
+        out.append(("/boot.json", json.dumps(record).encode()))
+        version = m.version
+    return out, version
+
+
+def deploy(port, bundle=None, config=None, keys=None, board="host", progress=print):
+    from mpremote.transport_serial import SerialTransport
+
+    files, version = plan(bundle, config, keys, board)
+    total = sum(len(d) for _, d in files)
+    t = SerialTransport(port, baudrate=115200)
+    try:
+        t.enter_raw_repl(soft_reset=False)  # mpremote `resume`: keep the running state
+        if bundle:
+            # a half-written slot a from an earlier attempt must not stay referenced
+            t.exec("import os\ntry:\n os.remove('/boot.json')\nexcept OSError:\n pass\n")
+        dirs = sorted({p.rsplit("/", 1)[0] for p, _ in files if p.count("/") > 1})
+        for d in dirs:
+            parts = d.strip("/").split("/")
+            for i in range(1, len(parts) + 1):
+                sub = "/" + "/".join(parts[:i])
+                if not t.fs_exists(sub):
+                    t.fs_mkdir(sub)
+        done = 0
+        for i, (path, data) in enumerate(files, 1):
+            t.fs_writefile(path, data, chunk_size=CHUNK)
+            done += len(data)
+            progress("[%2d/%d] %-40s %6d bytes  %3d%%" % (i, len(files), path, len(data),
+                                                         100 * done // max(total, 1)))
+        t.exit_raw_repl()
+    finally:
+        t.close()
+    return version, total
+
+
+def register(sub):
+    p = sub.add_parser("deploy", help="first install over USB with mpremote (keys, config, app)")
+    p.add_argument("--port", required=True, help="serial device of the reader")
+    p.add_argument("--bundle", help="published tree holding app.sm and blobs/ (flash.py bundle)")
+    p.add_argument("--config", help="site config JSON for /config.json")
+    p.add_argument("--keys", help="directory of public key files (*.pub) to trust")
+    p.add_argument("--board", default="host")
+
+    def run(a):
+        version, total = deploy(a.port, a.bundle, a.config, a.keys, a.board)
+        print("deployed %d bytes%s" % (total, ", app version %d in slot a" % version
+                                         if version else ""))
+
+    p.set_defaults(func=run)
