@@ -245,16 +245,14 @@ class ListStore:
     def _commit(self, fslot, darea, fseq, flen, dseq, dlen):
         recs = self._records()
         sector = 1 - recs[0][1] if recs else 0  # overwrite the older record, keep the newest
-        b = bytearray(_SECTOR // 8)
-        for i in range(len(b)):
-            b[i] = 0xFF
+        b = bytearray(_REC_LEN + 4)
         struct.pack_into(_REC, b, 0, _REC_MAGIC, self._gen + 1, fslot, darea, fseq, flen,
                          dseq, dlen)
         struct.pack_into("<I", b, _REC_LEN, binascii.crc32(b[:_REC_LEN]))
         part = self._parts[sector]
         blk = self._rec_off // _SECTOR
         part.ioctl(6, blk)
-        part.writeblocks(blk, memoryview(b)[: _REC_LEN + 4], 0)
+        part.writeblocks(blk, b, 0)
         self.load()
 
 
