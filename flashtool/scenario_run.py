@@ -56,7 +56,7 @@ def _rider_action(st, rider):
         if passes:
             st.gate.rider_will_pass()
 
-    if p in ("card", "health_hold", "health_unknown", "lost"):
+    if p in ("card", "health_hold", "health_unknown", "lost", "lost_late"):
         return lambda now: tap(cards.normal(num))
     if p == "phone":
         return lambda now: tap(cards.phone(num, seed=n))
@@ -72,8 +72,9 @@ def _rider_action(st, rider):
         kind = "valid" if p == "code" else "expired"
 
         def show(now):
-            st.qr.show(st.code_text(kind, account="R-%06d" % n))
-            st.sched.after(1200_000, lambda t: st.qr.hide())
+            text = st.code_text(kind, account="R-%06d" % n)
+            st.qr.show(text)
+            st.sched.after(1200_000, lambda t: st.qr.hide(text))
             if passes:
                 st.gate.rider_will_pass()
 
@@ -81,15 +82,20 @@ def _rider_action(st, rider):
     raise ValueError(p)
 
 
-def listed(sc):
+def listed(sc, late=False):
+    """Blocklist entries for the scenario's listed riders (`late`: those of the new list)."""
     cat = {"health_hold": 4, "health_unknown": 5, "lost": 1}
+    if late:
+        cat["lost_late"] = 1
     return [(1, b"3104%012d" % (100000 + r.n), cat[r.profile]) for r in sc.riders
             if r.profile in cat]
 
 
-def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=print):
-    sc = scenarios.build(name, riders)
+def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=print,
+                 max_age_s=24 * 3600):
+    sc = scenarios.build(name, riders, max_age_s=max_age_s)
     st = Station(workdir, nfc=nfc, accelerated=True, fresh=True, health_rule=sc.health_rule)
+    st.list_max_age_s = sc.list_max_age_s
     lines = []
     st.reader.listeners.append(lines.append)
     try:
@@ -100,7 +106,7 @@ def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=
             st.sched.at(t0 + int(r.t * 1e6), _rider_action(st, r))
         for t, what in sc.events:
             st.sched.at(t0 + int(t * 1e6), lambda now, w=what: _event(st, w))
-        results = _collect(st, sc, lines, progress)
+        results, missed = _collect(st, sc, lines, progress, t0)
         st.reader.stop()
         code, out = st.reader.run(entry="audit", extra_path=_audit_dir(st), timeout=300)
         audit = [x for x in out if x.startswith("AUDIT")]
@@ -109,6 +115,9 @@ def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=
         heap = [int(m[1]) for m in (HEAP.search(x) for x in lines) if m]
         rows = scenarios.summarise(sc, results, records, min(heap) if heap else None)
         rows.append(("journal sequence gaps", len(gaps)))
+        if missed:
+            rows.append(("unanswered riders", ", ".join("%s@%.0fs" % (r.profile, r.t)
+                                                        for r in missed[:10])))
         return sc, results, rows, lines
     finally:
         st.close()
@@ -128,33 +137,48 @@ def _audit_dir(st):
     return d
 
 
-def _collect(st, sc, lines, progress):
-    """Match verdict lines to riders in order, performing crew events between riders."""
+def _collect(st, sc, lines, progress, t0_us):
+    """Match each verdict line to the rider at the gate: the earliest unanswered rider who
+    arrived before it (within 5 s). Crew events run between lines. Returns the results and
+    the riders who never got an answer."""
     results = []
+    waiting = list(sc.riders)  # in arrival order
+    missed = []
     seen = 0
-    i = 0
-    deadline = time.monotonic() + 60 + len(sc.riders) * 0.5
+    span = sc.riders[-1].t if sc.riders else 0
+    deadline = time.monotonic() + 120 + len(sc.riders) + span / 50
+    end_ms = t0_us / 1000 + span * 1000 + 5000
     st.pending_event = None
-    while i < len(sc.riders) and time.monotonic() < deadline:
+    last_ms = 0
+    while waiting and time.monotonic() < deadline:
         ev, st.pending_event = st.pending_event, None
         if ev == "power-cut":
             st.power_cut_and_reboot()
         elif ev == "push-list":
-            st.push_list(extra=listed(sc))
+            st.push_list(extra=listed(sc, late=True))
         new = lines[seen:]
         seen += len(new)
         for line in new:
             m = VERDICT.match(line)
-            if m and i < len(sc.riders):
-                results.append((sc.riders[i], m[4], m[5], int(m[6]), None))
-                i += 1
-                if progress and i % 250 == 0:
-                    progress("  %d/%d riders" % (i, len(sc.riders)))
+            if not m:
+                continue
+            v_ms = int(m[1])
+            last_ms = max(last_ms, v_ms)
+            while waiting and t0_us / 1000 + waiting[0].t * 1000 < v_ms - 5000:
+                missed.append(waiting.pop(0))
+            if waiting and t0_us / 1000 + waiting[0].t * 1000 <= v_ms:
+                results.append((waiting.pop(0), m[4], m[5], int(m[6]), None))
+                if progress and len(results) % 250 == 0:
+                    progress("  %d/%d riders" % (len(results), len(sc.riders)))
+        if max(last_ms, st.hw.now_us / 1000) > end_ms:
+            if not new:
+                break  # past the last rider and nothing more in the pipe
+            continue
         if not new:
             if st.reader.proc.poll() is not None and ev is None:
                 st.start()  # the reader reset itself (watchdog): the world boots it again
             time.sleep(0.01)
-    return results
+    return results, missed + waiting
 
 
 def main(args):

@@ -79,6 +79,7 @@ class Station:
         self.keys = self.dir / "keys"
         self.health_rule = health_rule
         self.list_seq = 0
+        self.list_max_age_s = 24 * 3600
         self.reader = Reader(workdir=self.dir / "run", image=self.dir / "flash.img",
                              accelerated=accelerated, nfc=nfc, heapsize=heapsize)
         self.hw = self.reader.hw
@@ -111,7 +112,8 @@ class Station:
         entries = [(1, b"3104000000000404", 4), (1, b"3104000000000405", 5),
                    (1, b"3104000000000666", 1), (3, b"R-LOST-0001", 1)]
         entries += list(extra)
-        return bl.build_image(entries, self.list_priv, seq, issued=self.now())
+        return bl.build_image(entries, self.list_priv, seq, issued=self.now(),
+                              max_age_s=self.list_max_age_s)
 
     def keyset(self):
         day = self.now() // 86400
@@ -193,7 +195,7 @@ class Station:
             text = self.code_text(kind)
             self._last_code = text
         self.qr.show(text)
-        self.sched.after(hold_ms * 1000, lambda now: self.qr.hide())
+        self.sched.after(hold_ms * 1000, lambda now: self.qr.hide(text))
         expect = "PASS" if kind == "valid" else "DENY"
         if passes if passes is not None else expect == "PASS":
             self.gate.rider_will_pass()

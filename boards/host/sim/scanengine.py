@@ -82,9 +82,11 @@ class ScanEngineSim(UartDevice):
             self._shown_t = at_us
             self._next_emit = None
 
-    def hide(self):
+    def hide(self, text=None):
+        """The phone goes away (only if it still shows `text`, when given)."""
         with self.lock:
-            self._shown = None
+            if text is None or self._shown == (text.encode() if isinstance(text, str) else text):
+                self._shown = None
 
     def set_silent(self, silent):
         """The engine dies (or comes back): no replies, no output while silent."""
