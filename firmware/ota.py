@@ -236,6 +236,64 @@ def install_from_dir(root, board_name, clock=None, name="app.sm"):
     return m
 
 
+class FirmwareStager:
+    """A full-firmware image (MicroPython with frozen modules) into the next ESP-IDF OTA
+    partition: stream it in with the erase-then-program block protocol, read it back and check
+    the signed SHA-256 from flash (what will boot, not what was received), then set_boot().
+    The bootloader boots it PENDING_VERIFY; the self-test confirms it (confirm_after_self_test)
+    or the next reset rolls back to the running image."""
+
+    def __init__(self, m, partition_cls):
+        if len(m.files) != 1:
+            raise sm.ManifestError(sm.E_FORMAT, "a firmware manifest names one image")
+        self.entry = m.files[0]
+        self.m = m
+        self.part = partition_cls(partition_cls.RUNNING).get_next_update()
+        if self.entry[1] > self.part.info()[3]:
+            raise sm.ManifestError(sm.E_LENGTH, "image over the %d-byte partition"
+                                   % self.part.info()[3])
+        self.buf = bytearray(_BUF)
+        self._fill = 0
+        self._block = 0
+        self._check = sm.FileCheck(self.entry)
+
+    def write(self, buf, n):
+        """Accumulate; each full 4 KiB block is erased and programmed."""
+        self._check.update(buf, n)
+        off = 0
+        while off < n:
+            k = min(n - off, _BUF - self._fill)
+            self.buf[self._fill:self._fill + k] = memoryview(buf)[off:off + k]
+            self._fill += k
+            off += k
+            if self._fill == _BUF:
+                self._flush()
+
+    def _flush(self):
+        for i in range(self._fill, _BUF):
+            self.buf[i] = 0xFF
+        self.part.writeblocks(self._block, self.buf)
+        self._block += 1
+        self._fill = 0
+
+    def finish(self):
+        if self._fill:
+            self._flush()
+        self._check.finish()
+        readback = sm.FileCheck(self.entry)
+        left = self.entry[1]
+        block = 0
+        while left:
+            self.part.readblocks(block, self.buf)
+            k = min(left, _BUF)
+            readback.update(self.buf, k)
+            left -= k
+            block += 1
+        readback.finish()
+        self.part.set_boot()
+        log.info("firmware", "version=%d staged in %s", self.m.version, self.part.info()[4])
+
+
 # --- first boot of a new app -----------------------------------------------------------------
 
 _checks = []

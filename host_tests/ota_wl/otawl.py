@@ -34,6 +34,8 @@ def run():
         print("STATE", bootsel.read(), "FLOOR", ota.time_floor())
     elif cmd == "sync":
         sync_once(board.settings)
+    elif cmd == "fwcut":
+        fwcut(board.settings.get("step", 1), board.settings.get("torn", 0))
     elif cmd == "cutloop":
         cutloop(board.settings.get("step", 1), board.settings.get("torn", 0))
     board.flash.flush()
@@ -97,6 +99,101 @@ def sync_once(st):
     print("STALL max_us=%d samples=%d at_ms=%d" % (worst[0], worst[1], worst[2]))
     if ready:
         board.reset()
+
+
+def _fw():
+    with open("/extra/fw.sm", "rb") as f:
+        m = ota.verify(f.read(), "firmware", board.NAME, board.clock)
+    return m
+
+
+def _fw_stage(m):
+    st = ota.FirmwareStager(m, board.Partition)
+    buf = bytearray(1500)  # odd size: blocks are assembled across chunks
+    with open("/extra/fw.bin", "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            st.write(buf, n)
+    st.finish()
+
+
+def _fw_check(m):
+    """After a boot: the image that runs is the old one, or exactly the signed new one."""
+    import partition
+
+    slot, pending = partition.bootloader()
+    if slot == "ota_0":
+        return "old", pending
+    part = board.Partition(slot)
+    c = sm.FileCheck(m.files[0])
+    buf = bytearray(4096)
+    left, block = m.files[0][1], 0
+    while left:
+        part.readblocks(block, buf)
+        c.update(buf, min(left, 4096))
+        left -= min(left, 4096)
+        block += 1
+    c.finish()
+    return "new", pending
+
+
+def fwcut(step, torn):
+    """Power cut at each flash operation of a firmware update and of its confirmation."""
+    import partition
+
+    flash = board.flash
+    lo = 0xF000
+    hi = 0x420000
+    flash.copy_to("/extra/fwsnap.bin", lo, hi - lo)
+    m = _fw()
+    n, cuts, fails, seen = 1, 0, 0, {}
+    while True:
+        flash.copy_from("/extra/fwsnap.bin", lo, hi - lo)
+        partition.bootloader()  # the power-on that goes with the restored flash
+        flash.cut_at = n
+        flash.torn = torn
+        done = False
+        try:
+            _fw_stage(m)
+            _, pending = _fw_check(m)  # the reboot into the new image
+            if pending:
+                board.Partition.mark_app_valid_cancel_rollback()  # its self-test passed
+            done = True
+        except board.PowerCut:
+            pass
+        flash.cut_at = 0
+        flash.dead = False
+        try:
+            which, pending = _fw_check(m)
+            after_cut = which + ("p" if pending else "")
+            if which == "old":
+                _fw_stage(m)
+                which, pending = _fw_check(m)
+            if which != "new":
+                raise ValueError("new image not booted after recovery")
+            if pending:
+                board.Partition.mark_app_valid_cancel_rollback()
+            which, pending = _fw_check(m)
+            if which != "new" or pending:
+                raise ValueError("not confirmed: %s %s" % (which, pending))
+            seen[after_cut] = seen.get(after_cut, 0) + 1
+        except Exception as e:
+            fails += 1
+            print("FAIL cut=%d torn=%d %r" % (n, torn, e))
+        if done:
+            break
+        cuts += 1
+        n += step
+    # an image that never confirms is rolled back by the next boot
+    flash.copy_from("/extra/fwsnap.bin", lo, hi - lo)
+    partition.bootloader()
+    _fw_stage(m)
+    first = _fw_check(m)
+    second = _fw_check(m)
+    print("ROLLBACK", first, second)
+    print("CUTS", cuts, "OPS", n, "FAILS", fails, "STATES", sorted(seen.items()))
 
 
 def _remount():
