@@ -10,6 +10,7 @@ lane nothing but a log line; buffers are fixed (4 KiB), so memory is bounded wha
 """
 
 import asyncio
+import hashlib
 import json
 
 import bootsel
@@ -79,9 +80,13 @@ class Sync:
 
     # --- updates -----------------------------------------------------------------------------
     async def update(self):
-        raw = await self.get_small("/index.sm", sm.MAX_MANIFEST)
-        if raw == ota._read(INDEX):
-            return False
+        have = ota._read(INDEX)
+        tag = None
+        if have is not None:
+            tag = '"%s"' % sm._hex(hashlib.sha256(have).digest())
+        raw = await self.get_small("/index.sm", sm.MAX_MANIFEST, tag)
+        if raw is None or raw == have:
+            return False  # 304 Not Modified (or the same bytes): nothing new
         keys = ota.load_keys()
         clock = self.board.clock
         idx = ota.verify(raw, "index", self.board.NAME, clock, keys)
@@ -200,9 +205,12 @@ class Sync:
         await self.post("/status/" + self.rid, json.dumps(st).encode())
 
     # --- HTTP -----------------------------------------------------------------------------------
-    async def get_small(self, path, cap):
-        r, w, status, length = await self.request("GET", path)
+    async def get_small(self, path, cap, etag=None):
+        """A small file, capped; None when the server says it is unchanged (etag)."""
+        r, w, status, length = await self.request("GET", path, etag=etag)
         try:
+            if status == 304 and etag:
+                return None
             if status != 200:
                 raise SyncError(E_HTTP, "GET %s: %d" % (path, status))
             return await _read_capped(r, length, cap)
@@ -218,7 +226,7 @@ class Sync:
         finally:
             await _close(w)
 
-    async def request(self, method, path, body=None, start=0):
+    async def request(self, method, path, body=None, start=0, etag=None):
         """Send one request (Connection: close); returns (reader, writer, status, length)."""
         r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
                                          TIMEOUT_MS)
@@ -227,6 +235,8 @@ class Sync:
                 method, self.prefix, path, self.host)
             if start:
                 head += "Range: bytes=%d-\r\n" % start
+            if etag:
+                head += "If-None-Match: %s\r\n" % etag
             if body is not None:
                 head += "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n" % len(
                     body)

@@ -87,15 +87,45 @@ def _sizes(tmp):
     app_bytes = sum(p.stat().st_size for p in files.values())
     app_sm = (pub / "app.sm").stat().st_size
     idx_size = idx.stat().st_size
-    req = 200  # request + response headers of one GET, measured order of magnitude
     print("app bundle: %d modules, %d bytes of .mpy + %d-byte manifest" % (
         len(files), app_bytes, app_sm))
-    print("index.sm: %d bytes (re-fetched each poll; unchanged -> nothing else)" % idx_size)
-    per_day = 86400 // 60 * (idx_size + req)
-    print("idle polling every 60 s: %d polls/day x %d bytes = %.1f MB/reader/day, "
-          "%.0f GB/day for 30,000 readers" % (86400 // 60, idx_size + req, per_day / 1e6,
-                                               per_day * 30000 / 1e9))
+    print("index.sm: %d bytes" % idx_size)
+    full, not_modified = _poll_bytes(pub, idx)
+    for name, n in (("unchanged index (304)", not_modified), ("changed index (200)", full)):
+        per_day = 86400 // 60 * n
+        print("poll every 60 s, %s: %d bytes on the wire -> %.2f MB/reader/day, %.1f GB/day "
+              "for 30,000 readers" % (name, n, per_day / 1e6, per_day * 30000 / 1e9))
     return pub, idx_size
+
+
+def _poll_bytes(pub, idx):
+    """Bytes both ways of one poll as the reader sends it (request + reply), measured against
+    flash.py serve: a full GET of index.sm and a conditional GET answered 304."""
+    import hashlib
+    import socket
+
+    from flashtool.cmd_serve import make_server
+
+    srv = make_server(pub, pub.parent / "station", "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    tag = '"%s"' % hashlib.sha256(idx.read_bytes()).hexdigest()
+    out = []
+    for extra in ("", "If-None-Match: %s\r\n" % tag):
+        req = ("GET /index.sm HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n"
+               % extra).encode()
+        s = socket.create_connection(srv.server_address)
+        s.sendall(req)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        s.close()
+        out.append(len(req) + len(got))
+    srv.shutdown()
+    srv.server_close()
+    return out[0], out[1]
 
 
 def _stall(tmp):

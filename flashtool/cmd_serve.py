@@ -1,12 +1,13 @@
 """`flash.py serve --dir PUB`: the station update server crews run on a laptop or station PC.
 
-Serves the published tree (index.sm, *.sm, blobs/<sha256>) as static files with Range support
-(any HTTP server or CDN could do this part), takes journal uploads (POST /journal/<reader>:
-concatenated 32-byte records, stored once per reader and sequence number however often a
-reader retries) and status reports (POST /status/<reader>), and shows what each reader
-reported (GET /status: JSON, GET /: a table).
+Serves the published tree (index.sm, *.sm, blobs/<sha256>) as static files with Range and ETag
+support (any HTTP server or CDN could do this part; an unchanged index costs a 304), takes
+journal uploads (POST /journal/<reader>: concatenated 32-byte records, stored once per reader
+and sequence number however often a reader retries) and status reports (POST
+/status/<reader>), and shows what each reader reported (GET /status: JSON, GET /: a table).
 """
 
+import hashlib
 import json
 import re
 import threading
@@ -103,6 +104,9 @@ def handler_for(station):
             if station.pub not in f.parents or not f.is_file():
                 return self._send(404, b"{}")
             data = f.read_bytes()
+            etag = '"%s"' % hashlib.sha256(data).hexdigest()
+            if self.headers.get("If-None-Match") == etag:
+                return self._send(304, b"", extra=[("ETag", etag)])
             m = re.match(r"bytes=(\d+)-$", self.headers.get("Range", ""))
             if m:
                 start = int(m.group(1))
@@ -112,7 +116,7 @@ def handler_for(station):
                 return self._send(206, data[start:], "application/octet-stream",
                                   [("Content-Range", "bytes %d-%d/%d" % (
                                       start, len(data) - 1, len(data)))])
-            return self._send(200, data, "application/octet-stream")
+            return self._send(200, data, "application/octet-stream", [("ETag", etag)])
 
         do_HEAD = do_GET
 

@@ -73,10 +73,23 @@ def test_app_list_and_journal_over_http(ota_reader, station, tmp_path, keys):  #
     reader.wait_for(lambda ln: " ota valid version=2" in ln)
     reader.stop()
 
-    # the same records again (a retry after a lost ack) and ten more: held once each
+    # ten more records; the unchanged index costs a 304 (no body), nothing is fetched again
     held = srv.station.records["R7"]
     assert sorted(held) == list(range(1, 11))
-    code, lines, info, stall = sync(reader, extra, url, records=10, lists=1)
+    handler = srv.RequestHandlerClass
+    real_send, sent = handler._send, []
+
+    def spy(self, code, body, *a, **kw):
+        sent.append((self.command, self.path, code, len(body)))
+        return real_send(self, code, body, *a, **kw)
+
+    handler._send = spy
+    try:
+        code, lines, info, stall = sync(reader, extra, url, records=10, lists=1)
+    finally:
+        handler._send = real_send
+    gets = [s for s in sent if s[0] == "GET"]
+    assert gets == [("GET", "/index.sm", 304, 0)], sent
     assert code == 0 and info["backlog"] == "0" and info["app"] == "2", lines
     assert sorted(held) == list(range(1, 21))
     status = json.loads(urllib.request.urlopen(url + "/status").read())
