@@ -39,8 +39,12 @@ E_HTTP = 71  # EPROTO: malformed reply or unexpected status
 
 
 class Sync:
-    def __init__(self, board, cfg, journal=None, lists=None, on_app_ready=None):
+    def __init__(self, board, cfg, journal=None, lists=None, on_app_ready=None, quiet=None):
+        """on_app_ready(): a new app is staged (default: reset into it now). quiet(): awaited
+        before each flash-heavy step (staging a file, installing a list) so the app can hold
+        them while a rider is in the lane; default: no wait."""
         self.board = board
+        self.quiet = quiet
         self.cfg = cfg
         self.journal = journal
         self.lists = lists
@@ -130,6 +134,7 @@ class Sync:
         for _ in st.prepare():
             await asyncio.sleep_ms(0)
         for e in st.pending():
+            await self._quiet()
             off = st.begin(e)
             try:
                 await self.fetch(e, off, st.write)
@@ -147,6 +152,7 @@ class Sync:
         if lists is None or m.version <= lists.seq:
             return
         for e in m.files:
+            await self._quiet()
             inst = lists.begin(e[1])
             check = sm.FileCheck(e)
 
@@ -158,6 +164,10 @@ class Sync:
             check.finish()
             seq = inst.finish()
             log.info("list", "seq=%d bytes=%d", seq, e[1])
+
+    async def _quiet(self):
+        if self.quiet is not None:
+            await self.quiet()
 
     async def fetch(self, entry, offset, sink):
         """Stream blobs/<sha> from `offset` into sink(buf, n). The sink checks each chunk

@@ -68,6 +68,7 @@ def test_app_list_and_journal_over_http(ota_reader, station, tmp_path, keys):  #
     assert code == 5, lines  # a new app was staged: the reader resets into it
     assert info == {"app": "2", "index": "1", "list": "5", "backlog": "0", "ready": "1"}, lines
     assert stall["samples"] >= MIN_TAP_TURNS, lines
+    assert stall["quiet"] >= 10, lines  # the lane was asked before each file and the list
     reader.reboot(reset_cause="soft")
     reader.wait_for(lambda ln: ln == "APP v2")
     reader.wait_for(lambda ln: " ota valid version=2" in ln)
