@@ -346,6 +346,7 @@ async def confirm_after_self_test(board, cfg):
     rec = bootsel.confirm()
     if getattr(board, "app_pending", False):
         board.Partition.mark_app_valid_cancel_rollback()
+        log.info("valid", "firmware partition=%s", board.app_slot)
     log.info("valid", "version=%s slot=%s", rec and rec.get("version"), rec and rec.get("slot"))
 
 

@@ -26,6 +26,7 @@ TIMEOUT_MS = 5000  # per connect / per chunk: a server that stalls longer is aba
 MAX_BACKOFF_S = 900
 BATCH = 64  # journal records per upload
 INDEX = "/ota/index.sm"  # the last index fully applied (skip re-verifying an unchanged one)
+FIRMWARE = "/ota/firmware"  # version of the last full-firmware image staged
 _HDR_MAX = const(1024)
 
 
@@ -111,10 +112,13 @@ class Sync:
                 staged = await self.install_app(data, m) or staged
             elif m.kind == "list":
                 await self.install_list(m)
+            elif m.kind == "firmware":
+                staged = await self.install_firmware(m) or staged
             else:
                 log.info("skip", "%s kind=%s", entry[0], m.kind)
         ota.raise_floor(idx.issued)
         await asyncio.sleep_ms(0)
+        ota._mkdir(ota.STATE_DIR)
         ota._replace(INDEX, raw)
         self.index_version = idx.version
         log.info("index", "version=%d", idx.version)
@@ -145,6 +149,23 @@ class Sync:
             await asyncio.sleep_ms(0)
         for _ in st.finish():
             await asyncio.sleep_ms(0)
+        return True
+
+    async def install_firmware(self, m):
+        """A full-firmware image into the next OTA partition (ota.FirmwareStager); versions
+        only go up (the last one staged is kept in FIRMWARE)."""
+        try:
+            have = int(ota._read(FIRMWARE) or b"0")
+        except ValueError:
+            have = 0
+        if m.version <= have:
+            return False
+        await self._quiet()
+        st = ota.FirmwareStager(m, self.board.Partition)
+        await self.fetch(m.files[0], 0, st.write)
+        st.finish()
+        ota._mkdir(ota.STATE_DIR)
+        ota._replace(FIRMWARE, str(m.version))
         return True
 
     async def install_list(self, m):

@@ -233,3 +233,24 @@ def test_interrupted_download_resumes_with_range(ota_reader, station, tmp_path, 
     ranges = [r for p, r in seen if p.endswith(big[2])]
     assert ranges[0] is None and ranges[1] and ranges[1].startswith("bytes="), ranges
     assert 0 < int(ranges[1][6:-1]) <= big[1] // 2 + 4096
+
+
+def test_firmware_image_over_http(ota_reader, station, tmp_path, keys):  # noqa: F811
+    """A full-firmware image listed in the index lands in the next OTA partition; the reader
+    resets, the bootloader boots it pending, the self-test marks it valid."""
+    import os
+
+    srv, pub, url = station
+    extra = workload_dir(tmp_path, pub, keys)
+    assert wl(ota_reader, extra, "provision")[0] == 0
+    img = tmp_path / "fw.bin"
+    img.write_bytes(os.urandom(20000))
+    sign_files(pub, "firmware", "firmware", 7, {"firmware.bin": img}, keys / "app.pem")
+    sign_index(pub, 1, keys / "app.pem")
+    code, lines, info, _ = sync(ota_reader, extra, url)
+    assert code == 5 and any("firmware version=7 staged in ota_1" in ln for ln in lines), lines
+    ota_reader.reboot(reset_cause="soft")
+    ota_reader.wait_for(lambda ln: " ota valid firmware partition=ota_1" in ln)
+    ota_reader.stop()
+    code, lines, info, _ = sync(ota_reader, extra, url)  # same index: nothing staged again
+    assert code == 0 and info["ready"] == "0", lines
