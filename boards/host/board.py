@@ -45,7 +45,7 @@ def power_on():
     b = bytearray(512)
     n = _link.call(OP_HELLO, 0, 0, None, 0, b)
     settings = json.loads(bytes(b[:n]))
-    clock.accelerated = settings.get("accelerated", False)
+    clock.start(settings.get("accelerated", False))
     if settings.get("epoch") is not None:
         clock.set_time(settings["epoch"])
     clock.install()

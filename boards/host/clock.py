@@ -1,10 +1,13 @@
 """The emulated reader's clock: ticks, an RTC and the watchdog, in real or accelerated time.
 
-Virtual time = host monotonic time + an offset. Time spent inside the simulated hardware is
-excluded (the offset moves back by it), so the firmware sees its own CPU time plus the modelled
-wire and RF time. In accelerated mode, whenever every task is waiting on a timer the clock jumps
-to the next deadline instead of sleeping: a day of gate traffic replays in seconds while every
-tap still costs what its code costs.
+Virtual time = host monotonic time + an offset. In accelerated mode, whenever every task is
+waiting on a timer the clock jumps to the next deadline instead of sleeping (a day of gate
+traffic replays in seconds), and time spent inside the simulated hardware is excluded (the
+offset moves back by it), so a tap costs the firmware's own CPU time plus the modelled wire and
+RF time. In real-time mode the clock is the host clock.
+
+The virtual clock never runs behind the host clock: asyncio's C task queue stamps tasks woken
+by an Event with the host's ticks, and a clock behind them would delay those tasks.
 """
 
 import asyncio.core as _core
@@ -13,6 +16,7 @@ import time
 from micropython import const
 
 _S = const(1_000_000)
+_MARGIN = const(1 << 40)  # µs the accelerated clock starts ahead: room to exclude link time
 
 
 class WatchdogReset(BaseException):
@@ -39,6 +43,11 @@ class Clock:
     ticks_diff = staticmethod(time.ticks_diff)
     ticks_add = staticmethod(time.ticks_add)
 
+    def start(self, accelerated):
+        self.accelerated = accelerated
+        if accelerated:
+            self._off += _MARGIN
+
     def resume(self, us):
         """Start no earlier than virtual time `us` (the end of the previous boot)."""
         gap = time.ticks_diff(us, time.ticks_us())
@@ -46,7 +55,8 @@ class Clock:
             self._off = gap
 
     def exclude(self, us):
-        self._off -= us
+        if self.accelerated and self._off > us:
+            self._off -= us
 
     def advance(self, us):
         self._off += us
