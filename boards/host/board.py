@@ -38,14 +38,14 @@ PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
 def power_on():
     global clock, flash, settings, app_slot, app_pending, _link
     clock = Clock()
-    # continue the virtual timeline of the previous boot, so the simulators' time never runs
-    # backwards across a reboot of an accelerated reader
+    # accelerated or not, and the virtual timeline of the previous boot to continue (so the
+    # simulators' time never runs backwards across a reboot), before the first request
+    clock.start(os.getenv("READER_ACCELERATED") == "1")
     clock.resume(int(os.getenv("READER_RESUME_US") or 0))
     _link = Link(os.getenv("READER_SOCK"), clock)
     b = bytearray(512)
     n = _link.call(OP_HELLO, 0, 0, None, 0, b)
     settings = json.loads(bytes(b[:n]))
-    clock.start(settings.get("accelerated", False))
     if settings.get("epoch") is not None:
         clock.set_time(settings["epoch"])
     clock.install()

@@ -50,9 +50,9 @@ class Clock:
 
     def resume(self, us):
         """Start no earlier than virtual time `us` (the end of the previous boot)."""
-        gap = time.ticks_diff(us, time.ticks_us())
+        gap = time.ticks_diff(us, self.ticks_us())
         if gap > 0:
-            self._off = gap
+            self._off += gap
 
     def exclude(self, us):
         if self.accelerated and self._off > us:

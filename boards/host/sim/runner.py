@@ -111,7 +111,8 @@ class Reader:
             self.hw.boot.update(settings)
         frozen = self.hw.boot["frozen"]
         env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=frozen + ":.frozen",
-                   READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0))
+                   READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0),
+                   READER_ACCELERATED="1" if self.hw.boot["accelerated"] else "0")
         self.proc = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=" + interpreter_heap(self.heapsize), "-c",
              "import hostboot"],
