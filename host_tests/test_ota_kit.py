@@ -2,14 +2,17 @@
 releases built from the compiled firmware (optionally with a replaced app module), and readers
 provisioned with trusted keys."""
 
+import os
 import shutil
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import BUILD
 
+from sim.hw import LinkServer
 from sim.runner import Reader
 
 WL = Path(__file__).parent / "ota_wl"
@@ -36,22 +39,57 @@ def keys(tmp_path_factory):
 
 @pytest.fixture
 def ota_reader(tmp_path):
-    """An emulated reader whose link server is shut down properly on teardown: closing a
-    listening socket does not wake the thread blocked in accept(), which would then accept the
-    next reader's connection when the fd number is reused (see the report: LinkServer.close
-    wants a shutdown() first)."""
+    """An emulated reader whose link server cannot be confused with another test's.
+
+    Workaround for boards/host/sim/hw.py (see the report): LinkServer.close() closes the
+    listening socket without shutdown(), so an accept thread about to call accept() on that fd
+    number can end up accepting on the next server that gets the same number, and answer its
+    reader with the old reader's hardware and flash image. Here the listening socket lives on a
+    high fd that no newly created socket can get, and teardown shuts it down first."""
     r = Reader(workdir=tmp_path / "reader")
+    _isolate(r)
     yield r
     close_reader(r)
 
 
-def close_reader(r):
-    r.stop()
-    r.server._stop = True
+_HIGH_FDS = range(900, 1000)  # below the usual 1024 soft limit, above what tests open
+
+
+def _isolate(r):
+    old = r.server
+    close_server(old)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    for fd in _HIGH_FDS:
+        try:
+            os.fstat(fd)
+        except OSError:
+            break  # free
+    else:
+        raise RuntimeError("no free high fd")
+    os.dup2(s.fileno(), fd, inheritable=False)
+    s.close()
+    s = socket.socket(fileno=fd)
+    s.bind(old.path)
+    s.listen(4)
+    srv = LinkServer.__new__(LinkServer)
+    srv.hw, srv.path, srv._sock, srv._stop = r.hw, old.path, s, False
+    srv.thread = threading.Thread(target=srv._serve, daemon=True)
+    srv.thread.start()
+    r.server = srv
+
+
+def close_server(srv):
+    srv._stop = True
     try:
-        r.server._sock.shutdown(socket.SHUT_RDWR)
+        srv._sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+    srv.close()
+
+
+def close_reader(r):
+    r.stop()
+    close_server(r.server)
     r.close()
 
 
