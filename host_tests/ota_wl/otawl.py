@@ -99,9 +99,9 @@ def sync_once(st):
         t.cancel()
 
     asyncio.run(main())
-    print("SYNC app=%d index=%d list=%s backlog=%d ready=%d" % (
+    print("SYNC app=%d index=%d list=%s backlog=%d ready=%d ops=%d" % (
         ota.installed()[0], s.index_version, store.seq if store else None, j.backlog(),
-        len(ready)))
+        len(ready), board.flash.ops))
     print("STALL max_us=%d samples=%d at_ms=%d quiet=%d" % (worst[0], worst[1], worst[2],
                                                             len(quiet)))
     if ready:
