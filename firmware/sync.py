@@ -89,17 +89,19 @@ class Sync:
         tag = None
         if have is not None:
             tag = '"%s"' % sm._hex(hashlib.sha256(have).digest())
+            if not self.index_version:  # verified when it was stored
+                self.index_version = json.loads(have[have.index(b"\n") + 1:])["version"]
         raw = await self.get_small("/index.sm", sm.MAX_MANIFEST, tag)
         if raw is None or raw == have:
             return False  # 304 Not Modified (or the same bytes): nothing new
         keys = ota.load_keys()
         clock = self.board.clock
         idx = ota.verify(raw, "index", self.board.NAME, clock, keys)
-        old = ota._read(INDEX)
-        if old is not None:
-            idx.check_newer(ota.verify(old, "index", self.board.NAME, None, keys).version,
+        if have is not None:
+            idx.check_newer(ota.verify(have, "index", self.board.NAME, None, keys).version,
                             allow_same=False)
         staged = False
+        deferred = False
         for entry in idx.files:
             data = await self.get_small("/" + entry[0], entry[1])
             check = sm.FileCheck(entry)  # the index signed this exact manifest
@@ -109,7 +111,9 @@ class Sync:
             m = sm.verify(data, keys, None, self.board.NAME, ota.time_floor(clock))
             await asyncio.sleep_ms(0)
             if m.kind == "app":
-                staged = await self.install_app(data, m) or staged
+                done = await self.install_app(data, m)
+                staged = staged or done is True
+                deferred = deferred or done is None
             elif m.kind == "list":
                 await self.install_list(m)
             elif m.kind == "firmware":
@@ -118,22 +122,25 @@ class Sync:
                 log.info("skip", "%s kind=%s", entry[0], m.kind)
         ota.raise_floor(idx.issued)
         await asyncio.sleep_ms(0)
-        ota._mkdir(ota.STATE_DIR)
-        ota._replace(INDEX, raw)
-        self.index_version = idx.version
-        log.info("index", "version=%d", idx.version)
+        if not deferred:  # else the same index is applied again on a later cycle
+            ota._mkdir(ota.STATE_DIR)
+            ota._replace(INDEX, raw)
+            self.index_version = idx.version
+        log.info("index", "version=%d deferred=%d", idx.version, deferred)
         if staged:
             log.info("restart", "new app staged")
             self.on_app_ready()
         return True
 
     async def install_app(self, data, m):
+        """True: staged; False: nothing to do; None: not now (the running app is still on
+        probation), try again on a later cycle."""
         version, _, failed = ota.installed()
         rec = bootsel.read()
         if m.version <= version or m.version == failed:
             return False
         if rec is not None and rec.get("state") in ("new", "pending"):
-            return False  # the running app is still on probation
+            return None
         st = ota.AppStager(data, m)
         for _ in st.prepare():
             await asyncio.sleep_ms(0)

@@ -301,3 +301,23 @@ def test_power_cut_during_sync(ota_reader, station, tmp_path, keys, points):  # 
         reader.wait_for(lambda ln: ln == "APP v2")
         reader.stop()
     assert cut_runs >= len(cuts) - 1, (cut_runs, total)
+
+
+def test_release_waits_for_the_app_on_probation(ota_reader, station, tmp_path, keys):  # noqa: F811
+    """v3 is published while v2 is staged but not yet confirmed: the index is not marked
+    applied, so once v2 is valid the next cycle installs v3."""
+    srv, pub, url = station
+    extra = workload_dir(tmp_path, pub, keys)
+    assert wl(ota_reader, extra, "provision")[0] == 0
+    publish_app(pub, 2, keys / "app.pem", tmp_path / "b2", tagged_app("v2"))
+    sign_index(pub, 1, keys / "app.pem")
+    assert sync(ota_reader, extra, url)[0] == 5
+    publish_app(pub, 3, keys / "app.pem", tmp_path / "b3", tagged_app("v3"))
+    sign_index(pub, 2, keys / "app.pem")
+    code, lines, info, _ = sync(ota_reader, extra, url)  # v2 not booted yet
+    assert code == 0 and info["app"] == "2" and info["index"] == "1", lines
+    ota_reader.reboot(reset_cause="soft")
+    ota_reader.wait_for(lambda ln: " ota valid version=2" in ln)
+    ota_reader.stop()
+    code, lines, info, _ = sync(ota_reader, extra, url)
+    assert code == 5 and info["app"] == "3" and info["index"] == "2", lines
