@@ -83,6 +83,14 @@ def sign_index(out, version, key, **kw):
     return out / "index.sm"
 
 
+def published_version(out, name="index.sm"):
+    """Version of a published manifest (0 when there is none)."""
+    p = Path(out) / name
+    if not p.exists():
+        return 0
+    return json.loads(p.read_bytes().split(b"\n", 1)[1])["version"]
+
+
 def _write(path, data):
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
@@ -97,7 +105,8 @@ def register(sub):
     p.add_argument("--dir", required=True, help="publication directory (static tree)")
     p.add_argument("--name", help="manifest name (default: the kind)")
     p.add_argument("--key", required=True, help="private key PEM of the signing role")
-    p.add_argument("--version", type=int, required=True)
+    p.add_argument("--version", type=int,
+                   help="required for artefacts; for the index default: the published one + 1")
     p.add_argument("--counter", type=int, default=0)
     p.add_argument("--board", default="host")
     p.add_argument("--days", type=int, default=30, help="expiry from now")
@@ -105,7 +114,10 @@ def register(sub):
     def run(a):
         kw = dict(board=a.board, counter=a.counter, days=a.days)
         if a.what == "index":
-            path = sign_index(a.dir, a.version, a.key, **kw)
+            version = a.version if a.version is not None else published_version(a.dir) + 1
+            path = sign_index(a.dir, version, a.key, **kw)
+        elif a.version is None:
+            raise SystemExit("--version is required for %s" % a.what)
         else:
             srcs = dict((f.split("=", 1) if "=" in f else (Path(f).name, f)) for f in a.files)
             path = sign_files(a.dir, a.name or a.what, a.what, a.version, srcs, a.key, **kw)
