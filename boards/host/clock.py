@@ -95,14 +95,11 @@ class Clock:
 
         def wait_io_event(dt):
             clock.check_wdt()
-            if clock.accelerated and dt > 0:
-                if q.map:
-                    real_wait(min(dt, 2))  # real sockets are waiting: give them a moment
-                else:
-                    real_wait(0)
-                clock.advance(dt * 1000)
+            if clock.accelerated and dt > 0 and not q.map:
+                real_wait(0)
+                clock.advance(dt * 1000)  # nothing but timers: jump to the next deadline
             else:
-                real_wait(dt)
+                real_wait(dt)  # real sockets are waiting: their timeouts run in real time
 
         q.wait_io_event = wait_io_event
 

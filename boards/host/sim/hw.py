@@ -244,6 +244,12 @@ class LinkServer:
     def close(self):
         self._stop = True
         try:
+            # shut down first: a thread blocked in accept() on a closed fd could otherwise take
+            # a later reader's connection once the fd number is reused
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self._sock.close()
         finally:
             if os.path.exists(self.path):
