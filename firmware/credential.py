@@ -39,6 +39,7 @@ class Credential:
         self.error = 0  # read failure reason code (0: read completed)
         self.uid_len = 0
         self.issued_at = 0  # ride codes: generation time (UTC seconds)
+        self.t0 = 0  # ticks_ms when the source first saw it (tap -> verdict latency)
 
     def set_number(self, data, n=None):
         n = len(data) if n is None else n

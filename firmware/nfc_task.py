@@ -128,6 +128,7 @@ class NfcReader:
         """One InListPassiveTarget (MaxTg 2); reads and reports a new card."""
         drv = self.drv
         self.stats["polls"] += 1
+        t0 = self.clock.ticks_ms()  # the poll that finds a card is when the tap began for us
         drv.start_list(2)
         await self._wait()
         nb = drv.parse_list()
@@ -147,6 +148,7 @@ class NfcReader:
             self._last_len = 1
             self.stats["clashes"] += 1
             cred.clear()
+            cred.t0 = t0
             cred.clash = True
             await self._hand(on_credential)
             return
@@ -156,6 +158,7 @@ class NfcReader:
             await self._do(drv.release(0))
             return
         cred.clear()
+        cred.t0 = t0
         cred.uid_len = t.uid_len
         try:
             if t.iso_dep():

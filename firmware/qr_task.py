@@ -129,4 +129,5 @@ class QrReader:
             gc.collect()
             self.verifier.check(self.engine.code, n, cred)
         cred.kind = KIND_CODE
+        cred.t0 = self.engine.start_ms
         await on_credential(cred)

@@ -67,6 +67,7 @@ class ScanEngine:
         self._n = 0  # bytes assembled in _acc
         self._over = False  # current input ran past the buffer: dropped at its end
         self._last_ms = 0  # when the last scan byte arrived
+        self.start_ms = 0  # when the first byte of the current / last delivered code arrived
         self.rx_ms = 0  # when anything last arrived (the engine is alive)
         self._seen_ms = 0  # when the last delivered code was last read
         self._rx = bytearray(_CHUNK)
@@ -212,6 +213,8 @@ class ScanEngine:
                         return n
                 continue
             seen = True
+            if not n and not self._over:
+                self.start_ms = now
             if n < cap:
                 acc[n] = b
                 n += 1
