@@ -24,7 +24,7 @@ from gate import IDLE, Feedback, Gate
 from micropython import const
 
 log = slog.Logger("gate")  # per-tap lines: `gate verdict`, `gate journal`
-applog = slog.Logger("app")  # lifecycle: `app config`, `app ready`, `app lists`, `app mode`
+applog = slog.Logger("app")  # lifecycle: config, ready, lists, mode, maint, heap
 
 QUEUE = const(4)  # credentials waiting for a decision (taps arrive at most ~1/s per source)
 _MAINT_MS = const(250)
@@ -48,6 +48,8 @@ class App:
                                  board.display())
         self.maint = board.maintenance()
         self.lists = None
+        self.store = None  # the list store sync installs into (set by main)
+        self._list_seq = 0
         self._q = [Credential() for _ in range(QUEUE)]
         self._t0 = [0] * QUEUE
         self._rd = 0
@@ -90,7 +92,20 @@ class App:
     def use_lists(self, lists):
         """Install the active blocklist store (blocklist/OTA call this after a swap)."""
         self.lists = lists
+        self._list_seq = lists.seq if lists is not None else 0
         self.decider.use_lists(lists)
+
+    def _follow_store(self):
+        """A list installed into the store (by sync) takes effect: policies recomputed."""
+        st = self.store
+        if st is not None and st.active() and (st is not self.lists or st.seq != self._list_seq):
+            self.use_lists(st)
+            applog.info("lists", "active=1 seq=%d", st.seq)
+
+    async def quiet(self):
+        """Awaited by sync before flash-heavy work: no rider in the lane, no tap waiting."""
+        while self._n or self.gate.waiting:
+            await asyncio.sleep_ms(50)
 
     def set_mode(self, mode, source):
         """Change the lane mode (local maintenance command or signed config); journalled."""
@@ -210,6 +225,7 @@ class App:
             was_full = j.full
             if not j.prepare() and not was_full:
                 log.warn("journal", "full backlog=%d", j.backlog())
+            self._follow_store()
             if clock.ticks_diff(clock.ticks_ms(), beat) >= _HEARTBEAT_MS:
                 beat = clock.ticks_ms()
                 gc.collect()
@@ -274,6 +290,11 @@ async def main(board, cfg, cfg_error=None):
     and building the large buffers right after each import keeps them from failing on a heap
     fragmented by later imports."""
     gc.collect()
+    sync = None
+    if cfg["sync_url"]:  # the largest buffer (4 KiB) first
+        from sync import Sync
+
+        sync = Sync(board, cfg)
     from ridecode import keyset
     from ridecode import verifier as ridecode
 
@@ -294,12 +315,17 @@ async def main(board, cfg, cfg_error=None):
     a = App(board, cfg, cfg_error, code_errors=R.code_table(ridecode))
     a.verifier = verifier
     a.store = store
-    if store is not None and store.active():
-        a.use_lists(store)
+    a._follow_store()
+    sources = [nfc.run(a.on_credential), qr.run(a.on_credential)]
+    if sync is not None:
+        sync.journal = a.journal
+        sync.lists = store
+        sync.quiet = a.quiet
+        sources.append(sync.run())
     ota = sys.modules.get("ota")  # loaded by main only when a new app awaits its self-test
     if ota is not None:
         ota.add_check("decision", a.self_check)
     gc.collect()
     applog.info("lists", "active=%d seq=%d keyset=%d free=%d", a.lists is not None,
                 a.lists.seq if a.lists else 0, verifier.keyset.serial, gc.mem_free())
-    await a.run([nfc.run(a.on_credential), qr.run(a.on_credential)])
+    await a.run(sources)

@@ -47,6 +47,9 @@ class Lists:
     def is_stale(self, now_s):
         return self.stale
 
+    def active(self):
+        return True
+
 
 class RideCodeResults:
     MALFORMED = 1
@@ -71,6 +74,8 @@ def run():
                 journal_sectors=sc.get("journal_sectors"))
     if "lists" in sc:
         a.use_lists(Lists(sc["lists"]))
+    if "store" in sc:  # what sync installs into: the app must follow it by itself
+        a.store = Lists(sc["store"])
     c = Credential()
 
     def fill(tap):
@@ -86,6 +91,9 @@ def run():
             await asyncio.sleep_ms(step.get("after", 1000))
             if "mode" in step:
                 a.set_mode(step["mode"], "config")
+            elif "relist" in step:  # a list install lands in the store
+                a.store.entries = {(e[0], e[1].encode()): e[2] for e in step["relist"]}
+                a.store.seq = step["seq"]
             elif "ack" in step:
                 a.journal.ack(a.journal.next_seq - 1)
             elif "burst" in step:  # a source handing on credentials without yielding
@@ -314,6 +322,17 @@ def test_list_states_end_to_end(reader, tmp_path):
             sc["lists"] = lists
         got = verdicts(run_scenario(reader, tmp_path / str(i), sc))
         assert [(g["reason"], g["verdict"]) for g in got] == [(reason, verdict)]
+
+
+def test_a_list_installed_into_the_store_takes_effect(reader, tmp_path):
+    steps = [{"tap": cpu("1001")},
+             {"relist": [[1, "1001", 1]], "seq": 32, "after": 500},
+             {"tap": cpu("1001"), "after": 3000}]
+    sc = {"cfg": BASE_CFG, "store": dict(LISTS, entries=[]), "steps": steps, "dump": True}
+    out = run_scenario(reader, tmp_path, sc)
+    assert [(g["verdict"], g["reason"]) for g in verdicts(out)] == [("PASS", "OK"),
+                                                                     ("DENY", "BLACKLISTED")]
+    assert [r[6] for r in records(out)] == [31, 32]  # the list version in each record
 
 
 def test_no_trusted_time_means_manual_check_for_codes(reader, tmp_path):
