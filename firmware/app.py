@@ -100,7 +100,7 @@ class App:
         st = self.store
         if st is not None and st.active() and (st is not self.lists or st.seq != self._list_seq):
             self.use_lists(st)
-            applog.info("lists", "active=1 seq=%d", st.seq)
+            applog.info("list", "in use seq=%d", st.seq)
 
     async def quiet(self):
         """Awaited by sync before flash-heavy work: no rider in the lane, no tap waiting."""
