@@ -84,7 +84,8 @@ class App:
         q.error = cred.error
         q.uid_len = cred.uid_len
         q.issued_at = cred.issued_at
-        self._t0[i] = self.clock.ticks_ms()
+        # latency runs from when the source first saw the card or code (0: from now)
+        self._t0[i] = cred.t0 or self.clock.ticks_ms()
         self._n += 1
         self._ev.set()
         return True
@@ -284,6 +285,20 @@ def rides_keyset(keyset_mod, path="/keys/rides.ks"):
         return keyset_mod.KeySet()
 
 
+async def supervised(name, run, *args):
+    """Run a source task for ever: one that crashes (a bug, a MemoryError) is logged, counted
+    and started again after a pause, so a reader never goes silent because one task died."""
+    crashes = 0
+    while True:
+        try:
+            await run(*args)
+        except Exception as e:  # noqa: BLE001 (any failure of a source is survivable)
+            crashes += 1
+            applog.error("task", "%s crashed (%d): %r", name, crashes, e)
+        gc.collect()
+        await asyncio.sleep_ms(min(500 * crashes, 5000))
+
+
 async def main(board, cfg, cfg_error=None):
     """Wire the sources to the App. Each source's module is imported just before its object is
     built: on the host every module's bytecode sits in the heap (frozen in flash on the ESP32),
@@ -316,12 +331,13 @@ async def main(board, cfg, cfg_error=None):
     a.verifier = verifier
     a.store = store
     a._follow_store()
-    sources = [nfc.run(a.on_credential), qr.run(a.on_credential)]
+    sources = [supervised("nfc", nfc.run, a.on_credential),
+               supervised("qr", qr.run, a.on_credential)]
     if sync is not None:
         sync.journal = a.journal
         sync.lists = store
         sync.quiet = a.quiet
-        sources.append(sync.run())
+        sources.append(supervised("sync", sync.run))
     ota = sys.modules.get("ota")  # loaded by main only when a new app awaits its self-test
     if ota is not None:
         ota.add_check("decision", a.self_check)
