@@ -25,6 +25,15 @@ DEFAULTS = {
     "log_level": "info",
     "sync_url": "",
     "sync_period_s": 60,
+    # scan engine (firmware/qr_task.py)
+    "qr_mode": "continuous",  # "continuous" (gate) | "command" (triggered every qr_trigger_ms)
+    "qr_baud": 9600,  # what the engine was set to at installation; 115200 keeps codes fast
+    "qr_poll_ms": 10,
+    "qr_gap_ms": 40,  # idle gap that ends a code sent without terminator
+    "qr_same_ms": 3000,  # the same code re-read within this interval is not delivered again
+    "qr_probe_s": 30,  # quiet this long: check the engine still answers
+    "qr_trigger_ms": 1000,
+    "qr_buf": 512,
 }
 
 _CHOICES = {
@@ -32,6 +41,8 @@ _CHOICES = {
     "lane_mode": ("normal", "manual", "emergency", "closed"),
     "log_level": ("debug", "info", "warn", "error"),
     "no_list_action": ("pass", "manual", "deny"),
+    "qr_mode": ("continuous", "command"),
+    "qr_baud": (9600, 19200, 38400, 57600, 115200),
 }
 _RANGES = {
     "station_id": (0, 0xFFFF),
@@ -42,6 +53,12 @@ _RANGES = {
     "wdt_ms": (2000, 60000),
     "sync_period_s": (5, 86400),
     "utc_offset_min": (-720, 840),
+    "qr_poll_ms": (2, 200),
+    "qr_gap_ms": (5, 500),
+    "qr_same_ms": (0, 60000),
+    "qr_probe_s": (1, 3600),
+    "qr_trigger_ms": (100, 10000),
+    "qr_buf": (128, 4096),
 }
 
 

@@ -11,31 +11,23 @@ import gc
 
 import scanengine
 import slog
+from config import DEFAULTS
 from credential import KIND_CODE, Credential
 
 log = slog.Logger("qr")
 
-DEFAULTS = {
-    "qr_mode": "continuous",  # "continuous" (gate) | "command" (triggered every qr_trigger_ms)
-    "qr_poll_ms": 10,
-    "qr_gap_ms": 40,  # idle gap that ends a code sent without terminator
-    "qr_same_ms": 3000,  # the same code re-read within this interval is not delivered again
-    "qr_probe_s": 30,  # quiet this long: check the engine still answers
-    "qr_trigger_ms": 1000,
-    "qr_buf": 512,
-}
+_KEYS = ("qr_mode", "qr_baud", "qr_poll_ms", "qr_gap_ms", "qr_same_ms", "qr_probe_s",
+         "qr_trigger_ms", "qr_buf")
 
 
 class QrReader:
     def __init__(self, uart, clock, verifier, config):
-        cfg = dict(DEFAULTS)
-        for k in DEFAULTS:
-            if k in config:
-                cfg[k] = config[k]
+        cfg = {k: config.get(k, DEFAULTS[k]) for k in _KEYS}
         if cfg["qr_mode"] not in ("continuous", "command"):
             raise ValueError("qr_mode")
         self.cfg = cfg
         self._clock = clock
+        uart.init(baudrate=cfg["qr_baud"])
         self.verifier = verifier
         self.engine = scanengine.ScanEngine(uart, clock, bufsize=cfg["qr_buf"],
                                             gap_ms=cfg["qr_gap_ms"], same_ms=cfg["qr_same_ms"])

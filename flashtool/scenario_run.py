@@ -6,6 +6,7 @@ the journal is read back from flash by the reader itself (a fresh boot) and ever
 and sequence checked, so "missed records" counts what a back office would really miss.
 """
 
+import bisect
 import re
 import textwrap
 import time
@@ -98,6 +99,7 @@ def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=
     st.list_max_age_s = sc.list_max_age_s
     lines = []
     st.reader.listeners.append(lines.append)
+    idle = IdleSeries(st.hw)
     try:
         st.provision(extra=listed(sc))
         st.start()
@@ -106,7 +108,7 @@ def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=
             st.sched.at(t0 + int(r.t * 1e6), _rider_action(st, r))
         for t, what in sc.events:
             st.sched.at(t0 + int(t * 1e6), lambda now, w=what: _event(st, w))
-        results, missed = _collect(st, sc, lines, progress, t0)
+        results, missed = _collect(st, sc, lines, progress, t0, idle)
         st.reader.stop()
         code, out = st.reader.run(entry="audit", extra_path=_audit_dir(st), timeout=300)
         audit = [x for x in out if x.startswith("AUDIT")]
@@ -137,7 +139,32 @@ def _audit_dir(st):
     return d
 
 
-def _collect(st, sc, lines, progress, t0_us):
+class IdleSeries:
+    """The reader's skipped (idle) virtual time as it reported it on each request: the part of a
+    tap spent waiting for wire and RF, as opposed to running firmware code."""
+
+    def __init__(self, hw):
+        self.t = [0]
+        self.v = [0]
+        self.hw = hw
+        hw.hooks.append(self._note)
+
+    def _note(self, now):
+        if self.hw.idle_us != self.v[-1]:
+            self.t.append(now)
+            self.v.append(self.hw.idle_us)
+
+    def at(self, t_us):
+        return self.v[max(0, bisect.bisect_right(self.t, t_us) - 1)]
+
+    def split(self, end_ms, ms):
+        """(cpu_ms, wait_ms) of a latency of `ms` ending at virtual `end_ms`."""
+        wait = (self.at(end_ms * 1000) - self.at((end_ms - ms) * 1000)) / 1000.0
+        wait = min(max(wait, 0.0), ms)
+        return ms - wait, wait
+
+
+def _collect(st, sc, lines, progress, t0_us, idle):
     """Match each verdict line to the rider at the gate: the earliest unanswered rider who
     arrived before it (within 5 s). Crew events run between lines. Returns the results and
     the riders who never got an answer."""
@@ -167,7 +194,9 @@ def _collect(st, sc, lines, progress, t0_us):
             while waiting and t0_us / 1000 + waiting[0].t * 1000 < v_ms - 5000:
                 missed.append(waiting.pop(0))
             if waiting and t0_us / 1000 + waiting[0].t * 1000 <= v_ms:
-                results.append((waiting.pop(0), m[4], m[5], int(m[6]), None))
+                ms = int(m[6])
+                cpu, _wait = idle.split(v_ms, ms)
+                results.append((waiting.pop(0), m[4], m[5], ms, cpu))
                 if progress and len(results) % 250 == 0:
                     progress("  %d/%d riders" % (len(results), len(sc.riders)))
         if max(last_ms, st.hw.now_us / 1000) > end_ms:

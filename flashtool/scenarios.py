@@ -130,11 +130,12 @@ def summarise(sc, results, records, heap_low=None):
     ]
     for (v, reason), c in sorted(by_reason.items(), key=lambda x: -x[1]):
         rows.append(("  %s / %s" % (v, reason), c))
+    est = [c * 50 + w for c, w in zip(cpu, wire)]
     for p in (50, 95, 99):
-        rows.append(("tap→verdict p%d host (ms)" % p, "%.1f" % percentile(lat, p)))
+        rows.append(("tap→verdict p%d host: CPU + modelled wire/RF (ms)" % p,
+                     "%.1f (CPU %.1f)" % (percentile(lat, p), percentile(cpu, p))))
     for p in (50, 95, 99):
-        est = [c * 50 + w for c, w in zip(cpu, wire)]
-        rows.append(("tap→verdict p%d ESP32 est. (ms, CPU×50 + wire/RF)" % p,
+        rows.append(("tap→verdict p%d ESP32 est. (CPU×50 + wire/RF, ms)" % p,
                      "%.1f" % percentile(est, p)))
     if heap_low is not None:
         rows.append(("heap low-water mark (gc.mem_free, bytes)", heap_low))

@@ -124,7 +124,7 @@ class Station:
     def provision(self, cfg=None, seq=1, extra=()):
         cfg = dict({"station_id": 101, "reader_id": "G07", "direction": "entry",
                     "health_rule": self.health_rule, "mifare_allowed": True,
-                    "no_list_action": "manual"}, **(cfg or {}))
+                    "no_list_action": "manual", "qr_baud": 115200}, **(cfg or {}))
         d = self.dir / "provision"
         put = d / "put"
         put.mkdir(parents=True, exist_ok=True)

@@ -188,6 +188,7 @@ def test_accelerated_clock_skips_idle_time(reader, tmp_path):
     ('{"station_id": "x"}', "station_id"),
     ('{"lane_mode": "party"}', "lane_mode"),
     ('{"bogus": 1}', "bogus"),
+    ('{"qr_baud": 1234}', "qr_baud"),
     ("{not json", "(file)"),
 ])
 def test_bad_config_is_reported_and_reader_stays_out_of_service(reader, tmp_path, body, field):

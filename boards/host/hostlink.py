@@ -6,7 +6,9 @@ the reader's virtual time; the simulator answers with what the hardware would sh
 instant (bytes that have finished crossing the wire at the configured baud, pin levels, ...).
 So the simulators never need their own clock and a run is deterministic.
 
-Request header (16 bytes): op u8, chan u8, arg u16, len u32, now_us u64, then `len` bytes.
+Request header (24 bytes): op u8, chan u8, arg u16, len u32, now_us u64, idle_us u64 (virtual
+time the accelerated clock has jumped over so far: the wire/RF waits, which lets the host split a
+latency into CPU and modelled time), then `len` bytes.
 Reply header (16 bytes): status u8, chan u8, arg u16, len u32, next_us u64, then `len` bytes.
 """
 
@@ -29,6 +31,7 @@ OP_DISPLAY = const(10)
 OP_MAINT_READ = const(11)
 OP_EVENT = const(12)
 
+_REQ = const(24)
 _HDR = const(16)
 
 
@@ -42,7 +45,7 @@ class Link:
         s.connect(b"\x01\x00" + path.encode())
         self._s = s
         self._clock = clock
-        self._h = bytearray(_HDR)
+        self._h = bytearray(_REQ)
         self.next_us = 0  # from the last reply: when the simulator has more for us
         self.arg = 0  # from the last reply
 
@@ -51,7 +54,8 @@ class Link:
         clock = self._clock
         t0 = time.ticks_us()
         h = self._h
-        struct.pack_into("<BBHIQ", h, 0, op, chan, arg, wlen, clock.ticks_us())
+        struct.pack_into("<BBHIQQ", h, 0, op, chan, arg, wlen, clock.ticks_us(),
+                         clock.skipped_us)
         s = self._s
         s.write(h)
         if wlen:

@@ -26,7 +26,7 @@ OP_DISPLAY = 10
 OP_MAINT_READ = 11
 OP_EVENT = 12
 
-_REQ = struct.Struct("<BBHIQ")
+_REQ = struct.Struct("<BBHIQQ")
 _REP = struct.Struct("<BBHIQ")
 
 
@@ -119,6 +119,7 @@ class Hardware:
         self.events = deque(maxlen=2000)
         self.now_us = 0
         self.boot_now_us = 0  # the reader's clock when it last powered on (its RTC was set then)
+        self.idle_us = 0  # virtual time the reader's accelerated clock has skipped (wire/RF waits)
         self.hooks = []  # callables(now_us) run on every request (scenario scripts)
         self.lock = threading.RLock()
         self.boot = {}  # what the next HELLO answers
@@ -267,10 +268,11 @@ class LinkServer:
         f = conn.makefile("rwb", buffering=0)
         try:
             while True:
-                h = _read_exact(f, 16)
+                h = _read_exact(f, _REQ.size)
                 if h is None:
                     return
-                op, chan, arg, n, now = _REQ.unpack(h)
+                op, chan, arg, n, now, idle = _REQ.unpack(h)
+                self.hw.idle_us = idle
                 payload = _read_exact(f, n) if n else b""
                 try:
                     status, rarg, data, nxt = self.hw.handle(op, chan, arg, payload, now)
