@@ -82,7 +82,8 @@ def validate(values):
         if want is not int and type(v) is not want:
             raise ConfigError(key, "must be %s" % want.__name__)
         if key in _CHOICES and v not in _CHOICES[key]:
-            raise ConfigError(key, "must be one of %s" % ", ".join(_CHOICES[key]))
+            names = [str(c) for c in _CHOICES[key]]
+            raise ConfigError(key, "must be one of %s" % ", ".join(names))
         if key in _RANGES and not _RANGES[key][0] <= v <= _RANGES[key][1]:
             raise ConfigError(key, "must be within %d..%d" % _RANGES[key])
         if want is list and any(type(x) is not int or not 0 <= x <= 255 for x in v):
