@@ -10,6 +10,7 @@ lane nothing but a log line; buffers are fixed (4 KiB), so memory is bounded wha
 """
 
 import asyncio
+import gc
 import hashlib
 import json
 
@@ -94,6 +95,7 @@ class Sync:
         raw = await self.get_small("/index.sm", sm.MAX_MANIFEST, tag)
         if raw is None or raw == have:
             return False  # 304 Not Modified (or the same bytes): nothing new
+        gc.collect()  # keys and the big-integer check need a few contiguous 0.5 KB blocks
         keys = ota.load_keys()
         clock = self.board.clock
         idx = ota.verify(raw, "index", self.board.NAME, clock, keys)
@@ -108,6 +110,7 @@ class Sync:
             check.update(data)
             check.finish()
             await asyncio.sleep_ms(0)
+            gc.collect()
             m = sm.verify(data, keys, None, self.board.NAME, ota.time_floor(clock))
             await asyncio.sleep_ms(0)
             if m.kind == "app":
@@ -252,7 +255,7 @@ class Sync:
                 return None
             if status != 200:
                 raise SyncError(E_HTTP, "GET %s: %d" % (path, status))
-            return await _read_capped(r, length, cap)
+            return await _read_capped(r, length, cap, self.buf)
         finally:
             await _close(w)
 
@@ -261,7 +264,7 @@ class Sync:
         try:
             if status != 200:
                 raise SyncError(E_HTTP, "POST %s: %d" % (path, status))
-            return await _read_capped(r, length, 1024)
+            return await _read_capped(r, length, 1024, self.buf)
         finally:
             await _close(w)
 
@@ -306,16 +309,17 @@ class Sync:
             raise
 
 
-async def _read_capped(r, length, cap):
-    """A small body (manifest, reply): refuse anything over cap bytes."""
+async def _read_capped(r, length, cap, buf):
+    """A small body (manifest, reply): refuse anything over cap bytes. Reads through the
+    preallocated buffer: a fresh 4 KiB block per read would not fit a fragmented heap."""
     if length is not None and length > cap:
         raise sm.ManifestError(sm.E_LENGTH, "%d bytes over the %d cap" % (length, cap))
     out = b""
     while length is None or len(out) < length:
-        chunk = await asyncio.wait_for_ms(r.read(min(_BUF, cap + 1 - len(out))), TIMEOUT_MS)
-        if not chunk:
+        n = await asyncio.wait_for_ms(r.readinto(buf), TIMEOUT_MS)
+        if not n:
             break
-        out += chunk
+        out += buf[:n]
         if len(out) > cap:
             raise sm.ManifestError(sm.E_LENGTH, "body over the %d cap" % cap)
     return out

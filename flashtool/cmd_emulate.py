@@ -28,7 +28,7 @@ KEYS = [
     ("q", "code valid"), ("w", "code expired"), ("e", "code forged"), ("r", "code replayed"),
     ("t", "code screenshot"),
     ("n", "mode normal"), ("m", "mode manual"), ("g", "mode emergency"), ("c", "mode closed"),
-    ("p", "power-cut"), ("l", "push-list"), ("x", "quit"),
+    ("p", "power-cut"), ("s", "server"), ("l", "push-list"), ("x", "quit"),
 ]
 HELP = "  ".join("[b]%s[/b] %s" % (k, a) for k, a in KEYS)
 
@@ -51,9 +51,15 @@ def act(station, command):
     if verb == "power-cut":
         station.power_cut_and_reboot()
         return "power cut; rebooted"
+    if verb == "server":
+        if station.server is None:
+            return "update server on %s" % station.start_server()
+        station.stop_server()
+        return "update server stopped (the reader keeps deciding offline)"
     if verb == "push-list":
         station.push_list()
-        return "list seq %d pushed" % station.list_seq
+        how = "published on the update server" if station.server else "installed by the crew"
+        return "list seq %d %s" % (station.list_seq, how)
     if verb == "wait":
         time.sleep(float(arg or 1))
         return ""
@@ -66,6 +72,7 @@ def boot(args):
                  health_rule=not args.health_off)
     state = dashboard.LogState()
     st.reader.listeners.append(state.feed)
+    st.start_server()
     st.provision()
     st.start()
     return st, state

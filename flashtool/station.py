@@ -8,10 +8,12 @@ ignores) and never committed.
 
 import json
 import textwrap
+import threading
 from pathlib import Path
 
 from flashtool import cmd_blocklist as bl
 from flashtool import cmd_codes as codes
+from flashtool import cmd_keygen, cmd_serve, cmd_sign
 from sim import cards, pn532, scanengine
 from sim.runner import Reader
 from sim.world import Gate, Scheduler
@@ -89,6 +91,9 @@ class Station:
         self.qr = scanengine.install(self.hw)
         self._counter = 0
         self._last_code = None
+        self.server = None  # the station update server (start_server)
+        self.url = None
+        self._port = 0
         self._demo_keys()
 
     # -- demo secrets, generated locally on first run --------------------------------------
@@ -100,6 +105,8 @@ class Station:
         for name in ("root", "issuer"):
             if not (k / ("rides-%s.json" % name)).exists():
                 codes.save_key(codes.gen_rsa(e=3), k / ("rides-%s.json" % name))
+        if not (k / "app.pem").exists():
+            cmd_keygen.keygen(k, "app")  # signs the update server's index
         self.root = codes.load_key(k / "rides-root.json")
         self.issuer = codes.load_key(k / "rides-issuer.json")
         self.master = codes._master(k)
@@ -125,6 +132,8 @@ class Station:
         cfg = dict({"station_id": 101, "reader_id": "G07", "direction": "entry",
                     "health_rule": self.health_rule, "mifare_allowed": True,
                     "no_list_action": "manual", "qr_baud": 115200}, **(cfg or {}))
+        if self.server is not None:
+            cfg.update(sync_url=self.url, sync_period_s=5)
         d = self.dir / "provision"
         put = d / "put"
         put.mkdir(parents=True, exist_ok=True)
@@ -133,6 +142,7 @@ class Station:
         n, e = bl.load_public(self.keys / "blocklist.pub.json")
         (put / "config.json").write_text(json.dumps(cfg))
         (put / "keys__list.pub").write_text(json.dumps({"role": "list", "n": hex(n), "e": e}))
+        (put / "keys__app.pub").write_text((self.keys / "app.pub").read_text())
         (put / "keys__rides-root.pub").write_text(json.dumps(
             {"role": "rides", "n": hex(self.root["n"]), "e": self.root["e"]}))
         (put / "keys__rides.ks").write_bytes(self.keyset())
@@ -141,7 +151,9 @@ class Station:
         code, out = self.reader.run(entry="provision", extra_path=d, timeout=300)
         if code != 0 or not any("PROVISIONED" in x for x in out):
             raise RuntimeError("provisioning failed (%s):\n%s" % (code, "\n".join(out[-20:])))
-        self.list_seq = seq
+        # the reader may already hold a newer list (a station directory used before)
+        done = [x for x in out if x.startswith("PROVISIONED")]
+        self.list_seq = max(seq, int(done[-1].split()[-1]))
         return out
 
     def start(self, timeout=60):
@@ -209,9 +221,43 @@ class Station:
         self.reader.power_cut()
         return self.start()
 
+    # -- the station update server (flash.py serve) ---------------------------------------
+    def start_server(self):
+        """Serve the published tree on loopback; the reader polls it (sync_url)."""
+        pub = self.dir / "published"
+        pub.mkdir(exist_ok=True)
+        if not (pub / "index.sm").exists():
+            cmd_sign.sign_index(pub, 1, self.keys / "app.pem")  # nothing published yet
+        srv = cmd_serve.make_server(pub, self.dir / "server", "127.0.0.1", self._port)
+        self._port = srv.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self._port
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.server = srv
+        return self.url
+
+    def stop_server(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def publish_list(self, extra=()):
+        """Sign the next list and a new index into the published tree; the reader picks it up
+        at its next poll (what a back office does)."""
+        pub = self.dir / "published"
+        self.list_seq += 1
+        path = self.dir / ("list%d.bin" % self.list_seq)
+        path.write_bytes(self.list_image(self.list_seq, extra))
+        cmd_sign.sign_files(pub, "list", "list", self.list_seq, {"list.bin": path},
+                            self.keys / "blocklist.pem")
+        cmd_sign.sign_index(pub, cmd_sign.published_version(pub) + 1, self.keys / "app.pem")
+        return self.list_seq
+
     def push_list(self, extra=()):
-        """Publish the next list sequence and install it on the running reader's flash.
-        (Through the update server when sync is configured; here the crew's way.)"""
+        """A new list: through the update server when it runs, else installed by the crew
+        (reader stopped, provisioning run, reader started again)."""
+        if self.server is not None:
+            return self.publish_list(extra)
         self.reader.stop()
         self.list_seq += 1
         d = self.dir / "provision"
@@ -223,5 +269,6 @@ class Station:
         return self.start()
 
     def close(self):
+        self.stop_server()
         self.reader.close()
 

@@ -28,10 +28,22 @@ HEAPSIZE = "192k"  # the whole app: about 96 KB on the 32-bit ESP32
 BOARD_HEAP = 40 * 1024
 
 
-def interpreter_heap(app_heap):
+BOARD_MODULES = ("board", "hostboot", "hostlink", "nor", "partition", "clock", "hosttables")
+FROZEN_FACTOR = 1.25  # RAM a loaded .mpy takes, per byte of file (bytecode, qstrs, objects)
+
+
+def frozen_bytes(frozen):
+    """Size of the compiled firmware and lib (.mpy). On the ESP32 they are frozen into flash;
+    the unix port loads them into the heap, so the interpreter gets this on top as well."""
+    return sum(p.stat().st_size for p in Path(frozen).rglob("*.mpy")
+               if p.stem not in BOARD_MODULES or p.parent != Path(frozen))
+
+
+def interpreter_heap(app_heap, frozen=None):
     """'192k' -> the -X heapsize for a reader whose app gets `app_heap`."""
     n = int(app_heap[:-1]) * {"k": 1024, "m": 1 << 20}[app_heap[-1].lower()]
-    return "%d" % (n + BOARD_HEAP)
+    extra = int(frozen_bytes(frozen) * FROZEN_FACTOR) if frozen else 0
+    return "%d" % (n + BOARD_HEAP + extra)
 
 
 def micropython_bin():
@@ -114,7 +126,7 @@ class Reader:
                    READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0),
                    READER_ACCELERATED="1" if self.hw.boot["accelerated"] else "0")
         self.proc = subprocess.Popen(
-            [micropython_bin(), "-X", "heapsize=" + interpreter_heap(self.heapsize), "-c",
+            [micropython_bin(), "-X", "heapsize=" + interpreter_heap(self.heapsize, frozen), "-c",
              "import hostboot"],
             env=env,
             stdin=subprocess.DEVNULL,
