@@ -9,6 +9,7 @@ card type, expiry, concession), list categories, health rule, anti-passback, pas
 from array import array
 
 import reasons as R
+from civildate import ymd
 from credential import KIND_CODE, KIND_CPU, KIND_MIFARE, KIND_PHONE
 from micropython import const
 
@@ -57,20 +58,6 @@ def cred_key(cred):
         i += 1
     key = ((hi & 0x3FFF) << 16) | lo
     return key if key else 1
-
-
-def ymd(days):
-    """Civil date YYYYMMDD from days since 1970-01-01 (H. Hinnant's algorithm, integers only)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y * 10000 + m * 100 + d
 
 
 def _action(value):

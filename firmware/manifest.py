@@ -9,6 +9,7 @@ module("config.py")
 module("slog.py")
 module("credential.py")
 require("rsapkcs1")
+require("civildate")
 
 # -- nfc (PN532) --
 require("pn532")

@@ -238,7 +238,7 @@ def _program():
 
 
 def test_every_reason_is_driven_by_a_case():
-    sys.path.insert(0, str(ROOT / "firmware"))
+    sys.path[:0] = [str(ROOT / "firmware"), str(ROOT / "lib" / "civildate")]
     with _micropython_shim():
         import reasons
     reached = {c[8] for c in CASES}
@@ -265,7 +265,7 @@ class _micropython_shim:
 
 
 def test_table_on_cpython(capsys):
-    sys.path.insert(0, str(ROOT / "firmware"))
+    sys.path[:0] = [str(ROOT / "firmware"), str(ROOT / "lib" / "civildate")]
     with _micropython_shim():
         exec(compile(_program(), "decision_runner", "exec"), {"__name__": "runner"})
     got = _parse(capsys.readouterr().out)

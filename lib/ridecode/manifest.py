@@ -2,4 +2,5 @@ metadata(description="Signed QR ride codes: format, signed key set, offline veri
          version="0.1.0")
 require("base45")
 require("rsapkcs1")
+require("civildate")
 package("ridecode")

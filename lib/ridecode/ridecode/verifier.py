@@ -9,6 +9,7 @@ import hashlib
 
 import base45
 import rsapkcs1
+from civildate import ymd
 from micropython import const
 
 from ridecode import layout
@@ -38,20 +39,6 @@ _DAY = const(86400)
 
 def _u32(b, i):
     return b[i] << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3]
-
-
-def ymd(t):
-    """UTC seconds -> YYYYMMDD (civil-from-days; no time.gmtime epoch differences)."""
-    z = t // _DAY + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y * 10000 + m * 100 + d
 
 
 class Verifier:
@@ -161,6 +148,6 @@ class Verifier:
     def _fill(cred, b, acc, valid_from, valid_to, gen):
         cred.set_number(memoryview(b)[4:4 + acc], acc)
         cred.card_type = b[2]
-        cred.valid_from = ymd(valid_from)
-        cred.valid_to = ymd(valid_to)
+        cred.valid_from = ymd(valid_from // _DAY)
+        cred.valid_to = ymd(valid_to // _DAY)
         cred.issued_at = gen
