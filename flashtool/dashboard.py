@@ -95,9 +95,9 @@ def render(hw, state, help_text="", status=""):
     reader = Table.grid(padding=(0, 2))
     reader.add_row("lane mode", Text(f["mode"], style="bold"))
     reader.add_row("station / reader", "%s / %s  %s" % (f["station"], f["reader"], f["dir"]))
-    reader.add_row("list", "seq %s  age %s s  %s" % (
-        lst.get("seq", "-"), lst.get("age_s", "-"),
-        "STALE" if lst.get("stale") == "1" else ("active" if lst.get("active") == "1" else "")))
+    state_ = "STALE" if lst.get("stale") == "1" else (
+        "active" if lst.get("active") == "1" else "none")
+    reader.add_row("list", "seq %s  %s" % (lst.get("seq", "-"), state_))
     reader.add_row("journal", "last seq %s  backlog %s (not yet uploaded)" % (
         jr.get("seq") or "-", jr.get("backlog") or "-"))
     reader.add_row("sync", " ".join("%s=%s" % i for i in sync.items()) or "-")
