@@ -54,9 +54,12 @@ def _crc_table():
 _TH, _TL = _crc_table()
 
 
-def crc_ok(buf, off, n):
-    """CRC-32 (IEEE) of buf[off:off+n] equals the 4 bytes stored after it (little-endian).
-    Computed in 16-bit halves: no big integers, so no allocation on a 32-bit port."""
+_C = bytearray(4)  # the CRC just computed, little-endian (no tuple, no big integer)
+
+
+def _crc(buf, off, n):
+    """CRC-32 (IEEE) of buf[off:off+n] into _C. Computed in 16-bit halves: no big integers,
+    so no allocation on a 32-bit port."""
     hi = 0xFFFF
     lo = 0xFFFF
     th = _TH
@@ -65,25 +68,29 @@ def crc_ok(buf, off, n):
         x = (lo ^ buf[i]) & 0xFF
         lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[x]
         hi = (hi >> 8) ^ th[x]
+    c = _C
+    c[0] = (lo & 0xFF) ^ 0xFF
+    c[1] = (lo >> 8) ^ 0xFF
+    c[2] = (hi & 0xFF) ^ 0xFF
+    c[3] = (hi >> 8) ^ 0xFF
+
+
+def crc_ok(buf, off, n):
+    """The CRC of buf[off:off+n] equals the 4 bytes stored after it (little-endian)."""
+    _crc(buf, off, n)
     e = off + n
-    return (buf[e] == (lo & 0xFF) ^ 0xFF and buf[e + 1] == (lo >> 8) ^ 0xFF
-            and buf[e + 2] == (hi & 0xFF) ^ 0xFF and buf[e + 3] == (hi >> 8) ^ 0xFF)
+    c = _C
+    return buf[e] == c[0] and buf[e + 1] == c[1] and buf[e + 2] == c[2] and buf[e + 3] == c[3]
 
 
 def _crc_put(buf, off, n):
-    hi = 0xFFFF
-    lo = 0xFFFF
-    th = _TH
-    tl = _TL
-    for i in range(off, off + n):
-        x = (lo ^ buf[i]) & 0xFF
-        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[x]
-        hi = (hi >> 8) ^ th[x]
+    _crc(buf, off, n)
     e = off + n
-    buf[e] = (lo & 0xFF) ^ 0xFF
-    buf[e + 1] = (lo >> 8) ^ 0xFF
-    buf[e + 2] = (hi & 0xFF) ^ 0xFF
-    buf[e + 3] = (hi >> 8) ^ 0xFF
+    c = _C
+    buf[e] = c[0]
+    buf[e + 1] = c[1]
+    buf[e + 2] = c[2]
+    buf[e + 3] = c[3]
 
 
 def _put32(b, o, v):
