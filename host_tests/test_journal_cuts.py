@@ -18,11 +18,7 @@ IMG = %(img)r
 SNAP = %(img)r + ".snap"
 SIZE = %(size)d
 SECTORS = %(sectors)d
-f = open(IMG, "wb")
-for _ in range(SIZE // 4096):
-    f.write(b"\\xff" * 4096)
-f.close()
-fl = nor.NorFlash(IMG, SIZE)
+fl = nor.NorFlash.erased(IMG, SIZE)
 partition.attach(fl, (("journal", 1, 0x41, 0, SIZE),))
 P = partition.Partition("journal")
 

@@ -13,11 +13,7 @@ SETUP = """
 import nor, partition, journal
 IMG = %r
 SIZE = %d
-f = open(IMG, "wb")
-for _ in range(SIZE // 4096):
-    f.write(b"\\xff" * 4096)
-f.close()
-fl = nor.NorFlash(IMG, SIZE)
+fl = nor.NorFlash.erased(IMG, SIZE)
 partition.attach(fl, (("journal", 1, 0x41, 0, SIZE),))
 P = partition.Partition("journal")
 

@@ -63,6 +63,16 @@ class NorFlash:
         self.dead = False
         self.trace = None  # optional callable(kind, addr, length) for wear accounting in tests
 
+    @classmethod
+    def erased(cls, path, size):
+        """A new chip on a fresh, fully erased image file (tests and benchmarks)."""
+        b = bytearray(SECTOR)
+        _fill_ff(b, SECTOR)
+        with open(path, "wb") as f:
+            for _ in range(size // SECTOR):
+                f.write(b)
+        return cls(path, size)
+
     def _check(self, addr, n):
         if addr < 0 or n < 0 or addr + n > self.size:
             raise FlashError(22)  # EINVAL
