@@ -1,0 +1,159 @@
+"""Streamed install of a full list or a delta into the slot the switch record does not name:
+hashed from what reads back from flash, signature-checked, then activated by the store's
+atomic switch record (ListStore._commit)."""
+
+import hashlib
+
+from micropython import const
+from rsapkcs1 import SignatureError, verify
+
+from blocklist import fmt
+from blocklist.fmt import (
+    E_BASE,
+    E_DIGEST,
+    E_FORMAT,
+    E_KEY,
+    E_OVERSIZE,
+    E_ROLLBACK,
+    E_SIGNATURE,
+    E_STATE,
+    E_TRUNCATED,
+    KIND_DELTA,
+    KIND_FULL,
+    ListError,
+)
+
+_SECTOR = const(4096)
+_NONE = const(0xFF)
+_STAGE = const(4096)  # install RAM: this read-back buffer + the 512-byte header + trailer
+
+
+class Installer:
+    """Streams one artefact into flash, hashing what reads back, and activates it in finish().
+    Any refusal raises ListError and leaves the active list untouched."""
+
+    def __init__(self, store, total):
+        self._s = store
+        self._total = total
+        self._pos = 0
+        self._hdr = bytearray(min(fmt.PAGE, max(total, 0)))
+        self._h = None
+        self._dead = False
+        if total < fmt.HEADER_LEN + fmt.TRAILER:
+            self._fail(E_TRUNCATED, "%d bytes is too short for a list" % total)
+        if total > store.image_cap:
+            self._fail(E_OVERSIZE, "%d bytes exceeds the %d-byte slot" % (total, store.image_cap))
+
+    def _fail(self, code, reason):
+        self._dead = True
+        raise ListError(code, reason)
+
+    def write(self, chunk):
+        if self._dead:
+            raise ListError(E_STATE, "install already failed")
+        n = len(chunk)
+        if self._pos + n > self._total:
+            self._fail(E_OVERSIZE, "more data than announced")
+        if self._h is None:
+            take = min(n, len(self._hdr) - self._pos)
+            self._hdr[self._pos: self._pos + take] = chunk[:take]
+            self._pos += take
+            if self._pos < len(self._hdr):
+                return
+            self._start()
+            self._pos = 0
+            self._put(self._hdr)
+            chunk = memoryview(chunk)[take:]
+        if len(chunk):
+            self._put(chunk)
+
+    def _start(self):
+        s = self._s
+        try:
+            h = fmt.Header(self._hdr, self._total)
+        except ListError as e:
+            self._fail(e.code, e.reason)
+        if h.key_id != s._kid:
+            self._fail(E_KEY, "signed for another list key")
+        if h.seq <= s.seq:
+            self._fail(E_ROLLBACK, "sequence %d is not newer than %d" % (h.seq, s.seq))
+        rec = s._rec
+        if h.kind == KIND_DELTA:
+            if not s._ok or h.base_seq != s.base_seq:
+                self._fail(E_BASE, "delta for list %d, active list is %d"
+                           % (h.base_seq, s.base_seq))
+            if self._total > s.delta_cap:
+                self._fail(E_OVERSIZE, "delta exceeds the %d-byte area" % s.delta_cap)
+            self._slot = 1 - rec[3] if rec[3] != _NONE else 0
+            self._base = s.image_cap
+        else:
+            self._slot = 1 - rec[2] if rec else 0
+            self._base = 0
+        self._hd = h
+        self._part = s._parts[self._slot]
+        self._erased = 0
+        self._h = hashlib.sha256()
+        self._stage = bytearray(_STAGE)
+        self._trail = bytearray(fmt.TRAILER)
+
+    def _put(self, buf):
+        part = self._part
+        a = self._base + self._pos
+        n = len(buf)
+        while self._erased < self._pos + n:
+            part.ioctl(6, (self._base + self._erased) // _SECTOR)
+            self._erased += _SECTOR
+        part.writeblocks(a // _SECTOR, buf, a % _SECTOR)
+        # hash what the flash now holds, so a failed program cannot pass as signed data
+        signed = self._hd.signed_len
+        stage = self._stage
+        done = 0
+        while done < n:
+            k = min(_STAGE, n - done)
+            p = a + done
+            mv = memoryview(stage)[:k]
+            part.readblocks(p // _SECTOR, mv, p % _SECTOR)
+            rel = self._pos + done
+            body = max(0, min(k, signed - rel))
+            if body:
+                self._h.update(mv[:body])
+            if body < k:
+                t = rel + body - signed
+                self._trail[t: t + k - body] = mv[body:]
+            done += k
+        self._pos += n
+
+    def finish(self):
+        """Check length, digest and signature; then switch to the new list atomically."""
+        if self._dead:
+            raise ListError(E_STATE, "install already failed")
+        self._dead = True
+        if self._h is None or self._pos != self._total:
+            raise ListError(E_TRUNCATED, "got %d of %d bytes" % (self._pos, self._total))
+        digest = self._h.digest()
+        if digest != bytes(self._trail[: fmt.DIGEST_LEN]):
+            raise ListError(E_DIGEST, "body digest mismatch (corrupted in transit or flash)")
+        try:
+            verify(self._s._n, self._s._e, digest, bytes(self._trail[fmt.DIGEST_LEN:]))
+        except SignatureError as e:
+            raise ListError(E_SIGNATURE, "signature rejected: %s" % e.args[0]) from None
+        h = self._hd
+        s = self._s
+        if h.kind == KIND_FULL:
+            s._commit(self._slot, _NONE, h.seq, self._total, 0, 0)
+        else:
+            self._check_sorted(h.nrec)
+            r = s._rec
+            s._commit(r[2], self._slot, r[4], r[5], h.seq, self._total)
+        return h.seq
+
+    def _check_sorted(self, nrec):
+        """Lookups binary-search the records: refuse a delta whose records are out of order."""
+        prev = bytearray(fmt.REC_LEN)
+        cur = bytearray(fmt.REC_LEN)
+        for j in range(nrec):
+            a = self._base + fmt.HEADER_LEN + j * fmt.REC_LEN
+            self._part.readblocks(a // _SECTOR, cur, a % _SECTOR)
+            if j and cur[:10] <= prev[:10]:  # fingerprint, category: strictly increasing
+                raise ListError(E_FORMAT, "delta record %d out of order" % j)
+            prev, cur = cur, prev
