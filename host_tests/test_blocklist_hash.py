@@ -1,6 +1,7 @@
-"""The keyed hashing shared by the host builder and the reader gives the same digests, pages
-and bit positions on CPython and on MicroPython (compiled .mpy), and the reader's viper
-SHA-256 equals hashlib on every message length the lookup can produce and beyond."""
+"""The code shared by the host builder and the reader gives the same results on CPython and on
+MicroPython (compiled .mpy): keyed digests, pages and fingerprint fields, and the fingerprint
+page decoder on pages the host encoder wrote; the reader's viper SHA-256 equals hashlib on
+every message length the lookup can produce and beyond."""
 
 import hashlib
 import random
@@ -10,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib" / "blocklist"))
 
-from blocklist import khash  # noqa: E402
+from blocklist import fmt, fpage, khash  # noqa: E402
+
+from flashtool import cmd_blocklist as cb  # noqa: E402
 
 KEY = bytes(range(100, 116))
 IDENTS = [(1 + i % 3, bytes(random.Random(i).randrange(256) for _ in range(1 + i % 32)))
@@ -21,7 +24,8 @@ def reference():
     rows = []
     for ns, ident in IDENTS:
         d = khash.digest(KEY, ns, ident)
-        rows.append("%s %d %s" % (d.hex(), khash.page_of(d, 8191), khash.bits(d, 24)))
+        rows.append("%s %d %d %d" % (d.hex(), khash.page_of(d, 8191), khash.quotient(d),
+                                     khash.remainder(d)))
     return rows
 
 
@@ -30,7 +34,8 @@ def test_cpython_digest_is_plain_sha256_of_the_message():
     assert khash.digest(KEY, ns, ident) == hashlib.sha256(
         KEY + bytes([ns, len(ident)]) + ident).digest()
     d = khash.digest(KEY, ns, ident)
-    assert len(set(khash.bits(d, 31))) == 31  # odd h2: distinct positions
+    assert khash.quotient(d) == int.from_bytes(d[12:14], "little")
+    assert khash.remainder(d) == int.from_bytes(d[14:17], "little")
 
 
 def test_same_results_on_micropython(mp, tmp_path):
@@ -50,10 +55,79 @@ for line in open(%r):
     d = khash.digest(key, int(ns), ident)
     sha.digest_into(msg, khash.message(key, int(ns), ident, len(ident), msg), dv)
     assert bytes(dv) == d
-    print('%%s %%d %%s' %% (binascii.hexlify(d).decode(), khash.page_of(d, 8191),
-                            khash.bits(d, 24)))
+    print('%%s %%d %%d %%d' %% (binascii.hexlify(d).decode(), khash.page_of(d, 8191),
+                              khash.quotient(d), khash.remainder(d)))
 """ % str(data))
     assert out.splitlines() == reference()
+
+
+def pages():
+    """Pages from the host encoder: empty, sparse (long remainders, r capped), full (short
+    remainders), shared fingerprints in two categories, duplicate rows; each with probes:
+    every member and random non-members."""
+    rnd = random.Random(7)
+    out = []
+    for n in (0, 1, 2, 40, 100, 150, 170, 200, 400, 800):
+        rows = [(rnd.getrandbits(16), rnd.getrandbits(24), rnd.randrange(8)) for _ in range(n)]
+        if n > 2:
+            rows += [(rows[0][0], rows[0][1], (rows[0][2] + 1) % 8), rows[1]]
+        probes = [(q, r) for q, r, _ in rows] + [(rnd.getrandbits(16), rnd.getrandbits(24))
+                                                  for _ in range(300)]
+        if rows:  # same bucket, remainder one off: must not match
+            probes.append((rows[-1][0], rows[-1][1] ^ 1))
+        out.append((rows, cb.encode_page(rows), probes))
+    return out
+
+
+def test_fingerprint_pages_on_both_interpreters(mp, tmp_path):
+    data = tmp_path / "pages.txt"
+    want = []
+    with open(data, "w") as f:
+        for rows, page, probes in pages():
+            q, r = cb.page_plan(len(rows))
+            f.write("%s %s\n" % (page.hex(), ",".join("%d:%d" % p for p in probes)))
+            got = [fpage.match(page, *p) for p in probes]
+            for (_q, _r, ci), m in zip(rows, got):
+                assert m >> ci & 1  # every member found in its category
+            for (pq, pr), m in zip(probes[len(rows):], got[len(rows):]):
+                same = [ci for a, b, ci in rows if (a ^ pq) & ((1 << q) - 1) == 0 and
+                        (b ^ pr) & ((1 << r) - 1) == 0]
+                assert m == sum(1 << c for c in set(same))  # non-members: exact false hits
+            want.append(" ".join(map(str, got)))
+    for _rows, page, _ in pages():  # every page within its bounds, 3 bytes free at the end
+        assert fpage.size_bits(page[0] | page[1] << 8, page[2], page[3]) <= fmt.PAGE_USED
+        assert page[-3:] == b"\0\0\0"
+    out = mp("""
+import binascii
+from blocklist import fpage
+for line in open(%r):
+    page, probes = line.split()
+    page = binascii.unhexlify(page)
+    print(' '.join(str(fpage.match(page, int(a), int(b)))
+                   for a, b in (p.split(':') for p in probes.split(','))))
+""" % str(data), heapsize="2m")  # the test data, not the decoder, needs the room
+    assert out.splitlines() == want
+
+
+def test_corrupt_page_is_a_named_error_not_an_overrun(mp):
+    out = mp("""
+from blocklist import fmt, fpage
+for head in (b'\\xff\\x0f\\x07\\x16', b'\\x10\\x00\\x11\\x10', b'\\x10\\x00\\x07\\x18'):
+    page = bytearray(512)
+    page[0:4] = head
+    try:
+        fpage.match(page, 0x7f, 5)
+        print('matched')
+    except fmt.ListError as e:
+        print(e.code)
+page = bytearray(b'\\xff' * 512)  # a bitmap of ones only: the select must stop at the page end
+page[0:4] = b'\\x01\\x00\\x07\\x10'
+try:
+    print(fpage.match(page, 5, 0))
+except fmt.ListError as e:
+    print(e.code)
+""")
+    assert out.split() == ["3", "3", "3", "3"]
 
 
 def test_viper_sha256_matches_hashlib_all_lengths(mp):

@@ -53,3 +53,18 @@ def test_keygen_build_inspect_check_delta(tmp_path):
     (tmp_path / "bad.img").write_bytes(bad)
     code, out = tool("inspect", tmp_path / "bad.img", "--pub", keys / "blocklist.pub.json")
     assert code == 1 and "digest mismatch" in out, out
+
+
+def test_quick_benchmark_prints_the_issue_figures():
+    """`bench blocklist --quick` (100,000 entries, 1 M non-members): every member found in its
+    own category and bits/entry within 1.55 x log2(1/eps) for one category and for the
+    five-category mix alike; the full run's figures are in the README."""
+    r = subprocess.run([sys.executable, str(ROOT / "flash.py"), "bench", "blocklist", "--quick"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert out.count("missing 0, reported first in another category 0") == 2, out
+    assert out.count("200/200 members found") == 2, out
+    ratios = [float(line.rsplit("=", 1)[1].split("x")[0]) for line in out.splitlines()
+              if line.startswith("bits/entry")]
+    assert len(ratios) == 2 and all(x <= 1.55 for x in ratios), out

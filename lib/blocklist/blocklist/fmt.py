@@ -1,6 +1,6 @@
 """Blocklist image format, shared by the host builder (CPython) and the reader (MicroPython).
 
-An image is: a header (page 0), the filter sections (full list) or the records (delta), then
+An image is: a header (page 0), the fingerprint pages (full list) or the records (delta), then
 the SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5 signature of that digest.
 All integers little-endian. Layout details: docs/blocklist.md.
 """
@@ -14,7 +14,7 @@ except ImportError:  # CPython (host tools)
         return x
 
 MAGIC = b"TBL1"
-FORMAT = const(1)
+FORMAT = const(2)
 KIND_FULL = const(1)
 KIND_DELTA = const(2)
 
@@ -25,21 +25,26 @@ MANUAL = const(3)
 ACTIONS = {"pass": PASS, "deny": DENY, "manual": MANUAL}
 FLAG_HEALTH = const(1)
 
-PAGE = const(512)  # one filter block = one flash page read per category per lookup
+PAGE = const(512)  # one fingerprint page = the one flash read of a lookup, all categories
 PAGE_BITS = const(4096)
+PAGE_HEAD = const(4)  # entry count u16, quotient bits q, remainder bits r
+PAGE_USED = const(4072)  # bits a page may fill: 3 bytes stay free for 24-bit field reads
+MAX_Q = const(16)  # quotient bits come from digest bytes 12-13
+MAX_R = const(23)  # remainder bits from bytes 14-16; 23 + 7 keeps reads in 30-bit small ints
+CAT_BITS = const(3)  # category index per entry, so at most 8 categories
 KEY_LEN = const(16)
 KEY_ID_LEN = const(8)
 SIG_LEN = const(256)  # RSA-2048
 DIGEST_LEN = const(32)
 TRAILER = const(288)  # digest + signature
 MAX_CATS = const(8)
-MAX_K = const(32)
 
-# magic, format, kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, key_id, nrec
-HEADER = "<4sHBBIIIII16s8sI"
-HEADER_LEN = const(64)  # struct size 56, padded
-# id, action, stale_action, flags, k, npages, offset, count, name
-CAT = "<BBBBB3xIII28s"
+# magic, format, kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, key_id, nrec,
+# npages (full: fingerprint pages, from offset PAGE)
+HEADER = "<4sHBBIIIII16s8sII4x"
+HEADER_LEN = const(64)
+# id, action, stale_action, flags, entry count, name
+CAT = "<BBBBI28s12x"
 CAT_LEN = const(48)
 REC_LEN = const(16)  # delta record: 8-byte keyed hash, category id, op, 6 reserved
 OP_ADD = const(1)
@@ -70,15 +75,16 @@ E_STATE = const(9)
 E_IDENT = const(10)
 
 
-def pack_header(kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, key_id, nrec):
+def pack_header(kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, key_id, nrec,
+                npages=0):
     b = bytearray(HEADER_LEN)
     struct.pack_into(HEADER, b, 0, MAGIC, FORMAT, kind, ncat, seq, base_seq, issued,
-                     max_age_s, signed_len, key, key_id, nrec)
+                     max_age_s, signed_len, key, key_id, nrec, npages)
     return b
 
 
-def pack_cat(cid, action, stale_action, flags, k, npages, offset, count, name):
-    return struct.pack(CAT, cid, action, stale_action, flags, k, npages, offset, count,
+def pack_cat(cid, action, stale_action, flags, count, name):
+    return struct.pack(CAT, cid, action, stale_action, flags, count,
                        name.encode() if isinstance(name, str) else name)
 
 
@@ -89,8 +95,8 @@ class Header:
         if len(buf) < HEADER_LEN:
             raise ListError(E_TRUNCATED, "shorter than a header")
         (magic, fmtv, self.kind, self.ncat, self.seq, self.base_seq, self.issued,
-         self.max_age_s, self.signed_len, self.key, self.key_id, self.nrec) = struct.unpack_from(
-            HEADER, buf, 0)
+         self.max_age_s, self.signed_len, self.key, self.key_id, self.nrec,
+         self.npages) = struct.unpack_from(HEADER, buf, 0)
         if magic != MAGIC:
             raise ListError(E_FORMAT, "not a blocklist image (bad magic)")
         if fmtv != FORMAT:
@@ -102,19 +108,20 @@ class Header:
         if self.kind == KIND_FULL:
             if not 1 <= self.ncat <= MAX_CATS:
                 raise ListError(E_FORMAT, "category count %d" % self.ncat)
+            if self.npages < 1 or PAGE + self.npages * PAGE != self.signed_len:
+                raise ListError(E_FORMAT, "page count %d does not match the length"
+                                % self.npages)
             if len(buf) < HEADER_LEN + self.ncat * CAT_LEN:
                 raise ListError(E_TRUNCATED, "category table cut short")
             seen = []
             for i in range(self.ncat):
                 c = struct.unpack_from(CAT, buf, HEADER_LEN + i * CAT_LEN)
-                cid, act, stale, flags, k, npages, off, count, name = c
+                cid, act, stale, flags, count, name = c
                 if cid == 0 or cid in seen or act not in (PASS, DENY, MANUAL) or \
-                        stale not in (PASS, DENY, MANUAL) or not 1 <= k <= MAX_K or \
-                        npages < 1 or off % PAGE or off < PAGE or \
-                        off + npages * PAGE > self.signed_len:
+                        stale not in (PASS, DENY, MANUAL):
                     raise ListError(E_FORMAT, "bad category entry %d" % i)
                 seen.append(cid)
-                self.cats.append((cid, act, stale, flags, k, npages, off, count,
+                self.cats.append((cid, act, stale, flags, count,
                                   bytes(name).rstrip(b"\0").decode()))
         elif self.kind == KIND_DELTA:
             if HEADER_LEN + self.nrec * REC_LEN != self.signed_len:

@@ -23,8 +23,9 @@ from blocklist.fmt import (
     KIND_FULL,
     ListError,
 )
+from blocklist.fpage import match
 from blocklist.install import Installer
-from blocklist.khash import CUBE, DIRECT, MAX_IDENT, MSG_LEN, message
+from blocklist.khash import MAX_IDENT, MSG_LEN, message
 from blocklist.sha256v import Sha256
 
 _SECTOR = const(4096)
@@ -115,11 +116,8 @@ class ListStore:
         cats = h.cats
         self._ncat = len(cats)
         self._ids = bytes(c[0] for c in cats)
-        self._ks = bytes(c[4] for c in cats)
-        self._np = [c[5] for c in cats]
-        self._off = [c[6] for c in cats]
-        self._cnt = [c[7] for c in cats]
-        self.categories = {c[0]: (c[8], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
+        self._np = h.npages
+        self.categories = {c[0]: (c[5], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
         if darea < 2:
             dpart = self._parts[darea]
             try:
@@ -167,31 +165,15 @@ class ListStore:
             hits[i] = 0
         if self._dn:
             self._delta(d)
-        v = d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24
-        h1 = d[12] | (d[13] & 0x0F) << 8  # khash.position(d, 0)
-        h2 = d[13] >> 4 | d[14] << 4 | 1  # khash.position(d, 1) | 1
-        page = self._page
-        part = self._part
+        a = fmt.PAGE + (d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24) % self._np \
+            * fmt.PAGE  # khash.page_of()
+        self._part.readblocks(a // _SECTOR, self._page, a % _SECTOR)
+        mask = match(self._page, d[12] | d[13] << 8, d[14] | d[15] << 8 | d[16] << 16)
         for ci in range(self._ncat):
             st = hits[ci]
             if st == fmt.OP_ADD:
                 return self._ids[ci]
-            if st == fmt.OP_REMOVE or not self._cnt[ci]:
-                continue  # removed, or an empty category: no page to read
-            a = self._off[ci] + (v % self._np[ci]) * fmt.PAGE
-            part.readblocks(a // _SECTOR, page, a % _SECTOR)
-            k = self._ks[ci]
-            i = 0
-            while i < k:
-                if i < DIRECT:  # khash.position(d, i), inlined
-                    j = 12 + (12 * i >> 3)
-                    b = d[j] >> 4 | d[j + 1] << 4 if i & 1 else d[j] | (d[j + 1] & 0x0F) << 8
-                else:
-                    b = (h1 + i * h2 + CUBE[i]) & 4095
-                if not page[b >> 3] & (1 << (b & 7)):
-                    break
-                i += 1
-            else:
+            if st != fmt.OP_REMOVE and mask >> ci & 1:
                 return self._ids[ci]
         return 0
 
