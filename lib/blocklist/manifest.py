@@ -1,5 +1,5 @@
 metadata(
-    description="Signed flash-resident blocklist: page-blocked Bloom filters per category, deltas",
+    description="Signed flash-resident blocklist: keyed fingerprint pages with categories, deltas",
     version="0.1.0",
 )
 require("rsapkcs1")
