@@ -1,6 +1,12 @@
 """Streamed install of a full list or a delta into the slot the switch record does not name:
 hashed from what reads back from flash, signature-checked, then activated by the store's
-atomic switch record (ListStore._commit)."""
+atomic switch record (ListStore._commit).
+
+An interrupted install can be resumed: progress() names where it writes (slot, area, the
+switch-record generation it started under) and how many of its bytes are in flash in whole
+sectors; resume() on a fresh Installer re-reads the header from flash and checks it again,
+re-hashes that prefix from flash (never trusting it) and continues from the sector boundary,
+erasing it again. The caller keeps the progress record (firmware/sync.py)."""
 
 import hashlib
 
@@ -105,23 +111,73 @@ class Installer:
             self._erased += _SECTOR
         part.writeblocks(a // _SECTOR, buf, a % _SECTOR)
         # hash what the flash now holds, so a failed program cannot pass as signed data
-        signed = self._hd.signed_len
-        stage = self._stage
         done = 0
         while done < n:
             k = min(_STAGE, n - done)
-            p = a + done
-            mv = memoryview(stage)[:k]
-            part.readblocks(p // _SECTOR, mv, p % _SECTOR)
-            rel = self._pos + done
-            body = max(0, min(k, signed - rel))
-            if body:
-                self._h.update(mv[:body])
-            if body < k:
-                t = rel + body - signed
-                self._trail[t: t + k - body] = mv[body:]
+            self._absorb(self._pos + done, k)
             done += k
         self._pos += n
+
+    def _absorb(self, rel, k):
+        """Read k (<= _STAGE) bytes of the artefact at offset rel back from flash into the
+        stage buffer: the signed part into the digest, the trailer kept aside."""
+        p = self._base + rel
+        mv = memoryview(self._stage)[:k]
+        self._part.readblocks(p // _SECTOR, mv, p % _SECTOR)
+        signed = self._hd.signed_len
+        body = max(0, min(k, signed - rel))
+        if body:
+            self._h.update(mv[:body])
+        if body < k:
+            t = rel + body - signed
+            self._trail[t: t + k - body] = mv[body:]
+
+    # --- resume -------------------------------------------------------------------------------
+    def durable(self):
+        """Bytes of the artefact programmed and read back, in whole sectors and short of its
+        end (what a resume may start from); 0 before the header was checked or after a
+        failure."""
+        if self._h is None or self._dead:
+            return 0
+        return min(self._pos, self._total - 1) // _SECTOR * _SECTOR
+
+    def progress(self):
+        """(slot, area base, switch-record generation, durable()): what a progress record
+        keeps to resume this install; None before the header was checked."""
+        if self._h is None or self._dead:
+            return None
+        return (self._slot, self._base, self._s._gen, self.durable())
+
+    def resume(self, slot, base, gen, n, feed=None):
+        """Generator: continue, on this fresh Installer, an install of the same artefact that
+        was interrupted after progress() said (slot, base, gen, n). The header is read back
+        from flash and every _start() check runs again (key, rollback, base); the first n
+        bytes are re-read from flash into the digest, and feed(buf, k) gets them too (the
+        caller's own check of the file), one step per stage buffer so the caller can yield.
+        Then write() takes the artefact from byte n; the sector at n is erased again (a cut
+        may have left it, and any after it, half programmed). ListError when the record is
+        void: another install switched the store since (generation), or it names another
+        area than this header now gets. A wrong prefix is refused by the digest in finish()."""
+        s = self._s
+        if self._dead or self._h is not None or self._pos:
+            self._fail(E_STATE, "only a fresh install can resume")
+        if gen != s._gen or slot not in (0, 1) or base not in (0, s.image_cap) or n <= 0 \
+                or n % _SECTOR or n >= self._total:
+            self._fail(E_STATE, "progress record does not match the store")
+        s._parts[slot].readblocks(base // _SECTOR, self._hdr, 0)
+        self._start()  # what the flash holds must pass the same checks as a fresh header
+        if self._slot != slot or self._base != base:
+            self._fail(E_STATE, "progress record names another area")
+        done = 0
+        while done < n:
+            k = min(_STAGE, n - done)
+            self._absorb(done, k)
+            if feed is not None:
+                feed(self._stage, k)
+            done += k
+            yield
+        self._pos = n
+        self._erased = n
 
     def finish(self):
         """Check length, digest and signature; then switch to the new list atomically."""
