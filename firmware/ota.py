@@ -10,6 +10,7 @@ clean. The selector record is switched last, in one atomic rename (see bootsel).
 """
 
 import asyncio
+import json
 import os
 
 import bootsel
@@ -23,11 +24,14 @@ STATE_DIR = "/ota"
 STAGING = "/ota/staging.sm"
 FLOOR = "/ota/floor"
 RELEASE = "release.sm"  # the signed manifest of what a slot holds, kept with it
+DL_FIRMWARE = "/ota/firmware.dl"  # progress of a firmware image download (resume record)
+DL_LIST = "/ota/list.dl"  # progress of a list download
 SELFTEST_DELAY_MS = 3000  # at least: let the app start its tasks and serve a poll or two
 _BUF = 4096
 
 E_BUSY = 16  # EBUSY: the running app is not confirmed yet; nothing new is staged over it
 E_FAILED = 125  # this version already failed its self-test here
+E_STALE = 116  # ESTALE: a progress record that does not fit what is being installed
 
 
 class OtaError(OSError):
@@ -75,6 +79,37 @@ def verify(data, kind, board_name, clock=None, keys=None):
     """A signed manifest checked against this reader's keys, board and time floor."""
     return sm.verify(data, keys if keys is not None else load_keys(), kind, board_name,
                      time_floor(clock))
+
+
+def read_progress(path):
+    """The progress record of an interrupted download at path (a small JSON dict), None when
+    there is none (an unreadable one is removed)."""
+    raw = _read(path)
+    if raw is None:
+        return None
+    try:
+        rec = json.loads(raw)
+        if isinstance(rec, dict):
+            return rec
+    except ValueError:
+        pass
+    _remove(path)
+    return None
+
+
+def load_progress(path, sha):
+    """The progress record at path if it names the signed file with this SHA-256; a record
+    for anything else is void and removed."""
+    rec = read_progress(path)
+    if rec is not None and rec.get("sha") != sha:
+        _remove(path)
+        rec = None
+    return rec
+
+
+def save_progress(path, rec):
+    _mkdir(STATE_DIR)
+    _replace(path, json.dumps(rec))
 
 
 def installed():
@@ -241,7 +276,12 @@ class FirmwareStager:
     partition: stream it in with the erase-then-program block protocol, read it back and check
     the signed SHA-256 from flash (what will boot, not what was received), then set_boot().
     The bootloader boots it PENDING_VERIFY; the self-test confirms it (confirm_after_self_test)
-    or the next reset rolls back to the running image."""
+    or the next reset rolls back to the running image.
+
+    An interrupted download resumes: progress() is a record naming the signed image, the
+    partition and the bytes programmed (whole blocks); resume(record) on a new stager re-reads
+    that prefix from the partition into the hash (never trusted) and continues from the next
+    block boundary."""
 
     def __init__(self, m, partition_cls):
         if len(m.files) != 1:
@@ -275,6 +315,28 @@ class FirmwareStager:
         self.part.writeblocks(self._block, self.buf)
         self._block += 1
         self._fill = 0
+
+    def durable(self):
+        """Bytes of the image programmed, in whole blocks, short of its end."""
+        return min(self._block * _BUF, (self.entry[1] - 1) // _BUF * _BUF)
+
+    def progress(self):
+        return {"sha": self.entry[2], "part": self.part.info()[4], "n": self.durable()}
+
+    def resume(self, rec):
+        """Generator, one step per block re-read: continue after rec["n"] bytes already in
+        the partition. OtaError(E_STALE) when the record names another image or partition
+        (the next update slot changed since) or an impossible length."""
+        n = rec.get("n")
+        if self._block or self._fill or rec.get("sha") != self.entry[2] \
+                or rec.get("part") != self.part.info()[4] or not isinstance(n, int) \
+                or n <= 0 or n % _BUF or n >= self.entry[1]:
+            raise OtaError(E_STALE, "firmware progress record does not fit")
+        for block in range(n // _BUF):
+            self.part.readblocks(block, self.buf)
+            self._check.update(self.buf, _BUF)
+            yield
+        self._block = n // _BUF  # the next block is erased again before it is programmed
 
     def finish(self):
         if self._fill:
