@@ -7,6 +7,15 @@ the hash the index signed for it (no mixing releases) and its own signature, eac
 signed size (a server sending more is cut off: endless data) and SHA-256. Every network wait
 has a timeout and every chunk is followed by a yield, so a dead, slow or lying server costs the
 lane nothing but a log line; buffers are fixed (4 KiB), so memory is bounded whatever arrives.
+
+Every download resumes after a dropped connection, a stopped server or a power cut: app files
+from their committed `.part` (ota.AppStager); firmware images and lists from a small progress
+record in /ota (ota.DL_FIRMWARE, ota.DL_LIST) naming the signed file's SHA-256, the target
+partition or slot (and for lists the switch-record generation) and the bytes durably in flash,
+saved every CHECKPOINT bytes and once more when a transfer breaks. A resume re-reads that
+prefix from flash into every hash (never trusted) and asks for the rest with `Range: bytes=N-`;
+any refusal of a download (digest, signature, length, a 200 where 206 was asked) drops the
+record so the next attempt starts from byte 0.
 """
 
 import asyncio
@@ -29,6 +38,10 @@ BATCH = 64  # journal records per upload
 INDEX = "/ota/index.sm"  # the last index fully applied (skip re-verifying an unchanged one)
 FIRMWARE = "/ota/firmware"  # version of the last full-firmware image staged
 _HDR_MAX = const(1024)
+# Progress records are written to LittleFS every CHECKPOINT bytes durably in flash (a whole
+# number of sectors; not per chunk: flash wear) and when a transfer breaks; a power cut costs at
+# most this much again.
+CHECKPOINT = 64 * 1024
 
 
 class SyncError(OSError):
@@ -37,7 +50,14 @@ class SyncError(OSError):
         self.code = code
 
 
-E_HTTP = 71  # EPROTO: malformed reply or unexpected status
+E_HTTP = 71  # EPROTO: malformed reply or cut body (a transfer that broke: resumable)
+E_STATUS = 74  # EBADMSG: an unexpected status (e.g. 200 where a Range asked for 206): refused
+
+
+def _refused(e):
+    """A failure that condemns what was downloaded so far (as opposed to a transfer that
+    broke): the bytes or the server's answer were wrong, so a resume must not build on them."""
+    return isinstance(e, ValueError) or (isinstance(e, SyncError) and e.code == E_STATUS)
 
 
 class Sync:
@@ -164,7 +184,8 @@ class Sync:
 
     async def install_firmware(self, m):
         """A full-firmware image into the next OTA partition (ota.FirmwareStager); versions
-        only go up (the last one staged is kept in FIRMWARE)."""
+        only go up (the last one staged is kept in FIRMWARE). An interrupted download resumes
+        from its progress record (ota.DL_FIRMWARE)."""
         try:
             have = int(ota._read(FIRMWARE) or b"0")
         except ValueError:
@@ -172,30 +193,108 @@ class Sync:
         if m.version <= have:
             return False
         await self._quiet()
+        entry = m.files[0]
         st = ota.FirmwareStager(m, self.board.Partition)
-        await self.fetch(m.files[0], 0, st.write)
-        st.finish()
+        off = 0
+        rec = ota.load_progress(ota.DL_FIRMWARE, entry[2])
+        if rec is not None:
+            try:
+                for _ in st.resume(rec):
+                    await asyncio.sleep_ms(0)
+                off = rec["n"]
+            except (OSError, ValueError) as e:  # a void record: start from byte 0
+                log.warn("resume", "firmware %s: %r", entry[2][:12], e)
+                ota._remove(ota.DL_FIRMWARE)
+                st = ota.FirmwareStager(m, self.board.Partition)
+        if off:
+            log.info("resume", "firmware %s at %d of %d", entry[2][:12], off, entry[1])
+        await self._download(ota.DL_FIRMWARE, entry, off, st.write, st.durable, st.progress)
+        await asyncio.sleep_ms(0)
+        try:
+            st.finish()
+        except Exception:
+            ota._remove(ota.DL_FIRMWARE)  # refused: the next attempt starts from byte 0
+            raise
+        ota._remove(ota.DL_FIRMWARE)
         ota._mkdir(ota.STATE_DIR)
         ota._replace(FIRMWARE, str(m.version))
         return True
 
     async def install_list(self, m):
+        """Each list file streamed into the list store's installer; an interrupted download
+        resumes from its progress record (ota.DL_LIST): the installer checks the header it
+        wrote to flash again and re-hashes the prefix from flash, as does this file's check."""
         lists = self.lists
-        if lists is None or m.version <= lists.seq:
+        if lists is None:
+            return
+        if m.version <= lists.seq:
+            rec = ota.read_progress(ota.DL_LIST)  # a cut between the switch and its removal
+            if rec is not None and [e for e in m.files if e[2] == rec.get("sha")]:
+                ota._remove(ota.DL_LIST)
             return
         for e in m.files:
             await self._quiet()
             inst = lists.begin(e[1])
             check = sm.FileCheck(e)
+            off = 0
+            rec = ota.load_progress(ota.DL_LIST, e[2])
+            if rec is not None:
+                try:
+                    for _ in inst.resume(rec["slot"], rec["base"], rec["gen"], rec["n"],
+                                         check.update):
+                        await asyncio.sleep_ms(0)
+                    off = rec["n"]
+                except (KeyError, TypeError, ValueError) as ex:  # void or refused header
+                    log.warn("resume", "list %s: %r", e[2][:12], ex)
+                    ota._remove(ota.DL_LIST)
+                    inst = lists.begin(e[1])
+                    check = sm.FileCheck(e)
+            if off:
+                log.info("resume", "list %s at %d of %d", e[2][:12], off, e[1])
 
             def sink(b, n, inst=inst, check=check):
                 check.update(b, n)  # signed size and hash first: a lying server stops here
                 inst.write(memoryview(b)[:n])
 
-            await self.fetch(e, 0, sink)
-            check.finish()
-            seq = inst.finish()
-            log.info("list", "seq=%d bytes=%d", seq, e[1])
+            def record(inst=inst, sha=e[2]):
+                slot, base, gen, n = inst.progress()
+                return {"sha": sha, "slot": slot, "base": base, "gen": gen, "n": n}
+
+            await self._download(ota.DL_LIST, e, off, sink, inst.durable, record)
+            await asyncio.sleep_ms(0)
+            try:
+                check.finish()
+                seq = inst.finish()
+            except Exception:
+                ota._remove(ota.DL_LIST)  # refused: the next attempt starts from byte 0
+                raise
+            ota._remove(ota.DL_LIST)
+            log.info("list", "seq=%d bytes=%d fetched=%d", seq, e[1], e[1] - off)
+
+    async def _download(self, path, entry, off, sink, durable, record):
+        """fetch() from off into sink, keeping the progress record at path: saved (record())
+        each time durable() has grown by CHECKPOINT bytes, and once more when the transfer
+        breaks (connection, timeout, server gone); dropped when the download is refused."""
+        saved = [off]
+
+        def put(b, n):
+            sink(b, n)
+            d = durable()
+            if d - saved[0] >= CHECKPOINT:  # only bytes already programmed and read back
+                ota.save_progress(path, record())
+                saved[0] = d
+
+        try:
+            await self.fetch(entry, off, put)
+        except Exception as e:
+            if _refused(e):
+                ota._remove(path)
+            elif durable() > saved[0]:
+                try:
+                    ota.save_progress(path, record())
+                except OSError:
+                    pass  # the last checkpoint stands
+            raise
 
     async def _quiet(self):
         if self.quiet is not None:
@@ -208,7 +307,7 @@ class Sync:
         r, w, status, length = await self.request("GET", "/blobs/" + entry[2], start=offset)
         try:
             if status != (206 if offset else 200):
-                raise SyncError(E_HTTP, "GET %s: %d" % (entry[2][:12], status))
+                raise SyncError(E_STATUS, "GET %s from %d: %d" % (entry[2][:12], offset, status))
             buf = self.buf
             got = 0
             while length is None or got < length:
