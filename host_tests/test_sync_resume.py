@@ -60,6 +60,7 @@ def run():
         store = _store()
         print("LISTS seq=%d active=%d" % (store.seq, store.active()))
         print("DECIDE " + " ".join(decide(store, st["idents"])))
+        print("BOOT %s pending=%d" % (board.app_slot, board.app_pending))
         print("DL list " + _rec(ota.DL_LIST))
         print("DL firmware " + _rec(ota.DL_FIRMWARE))
     elif st["wl"] == "rescut":
@@ -172,7 +173,9 @@ def resume_dir(tmp, pub, kd):
 
 
 def lists_state(reader, extra, idents=(OLD, NEW)):
-    """(seq, {ident: (verdict, reason, category)}, list progress record or None)."""
+    """(seq, {ident: (verdict, reason, category)}, {"list"/"firmware": progress record or
+    None, "boot": firmware partition the bootloader chose}) after a boot of the reader (a
+    firmware image staged but not yet booted gets its one pending boot here)."""
     code, lines = reader.run(entry="rswl", extra_path=extra,
                              settings={"wl": "lists", "idents": list(idents)}, timeout=60)
     assert code == 0, lines
@@ -181,7 +184,7 @@ def lists_state(reader, extra, idents=(OLD, NEW)):
     for item in [ln for ln in lines if ln.startswith("DECIDE")][0].split()[1:]:
         ident, v = item.split(":")
         dec[ident] = tuple(int(x) for x in v.split("/"))
-    recs = {}
+    recs = {"boot": [ln for ln in lines if ln.startswith("BOOT ")][0].split()[1]}
     for ln in lines:
         if ln.startswith("DL "):
             _, what, v = ln.split(" ", 2)
@@ -342,8 +345,9 @@ def test_firmware_download_resumes(env, how):
     env.log.cut_next(sha, size // 2, how)
     code, lines, info, _ = sync(reader, extra, url, timeout_ms=500)
     assert info["ready"] == "0" and any(ln.startswith("CYCLE fail") for ln in lines), lines
-    rec = lists_state(reader, extra)[2]["firmware"]
-    assert rec["sha"] == sha and rec["part"] == "ota_1", rec
+    recs = lists_state(reader, extra)[2]
+    rec = recs["firmware"]
+    assert recs["boot"] == "ota_0" and rec["sha"] == sha and rec["part"] == "ota_1", recs
     assert size // 2 - SECTOR < rec["n"] <= size // 2 and rec["n"] % SECTOR == 0, rec
     code, lines, info, _ = sync(reader, extra, url)
     assert code == 5 and any("firmware version=7 staged in ota_1" in ln for ln in lines), lines
@@ -354,6 +358,32 @@ def test_firmware_download_resumes(env, how):
     assert gets[1][2] == size - rec["n"] < size // 2 + SECTOR, gets
     _boots_new_firmware(reader)  # first: any boot now is the new image's one pending boot
     assert lists_state(reader, extra)[2]["firmware"] is None  # a success removes the record
+
+
+def test_firmware_download_resumes_after_power_cut(env):
+    """The reader loses power while the image streams into ota_1: after the reboot it still
+    runs the old image, and the next cycle fetches only what follows the last checkpoint."""
+    reader, extra, url = env.reader, env.extra, env.url
+    assert wl(reader, extra, "provision")[0] == 0
+    sha, size = _firmware(env.pub, env.keys, env.tmp)
+    snap = env.tmp / "snap.img"
+    shutil.copy(reader.image, snap)
+    code, lines, info, _ = sync(reader, extra, url)  # uncut: how many operations
+    assert code == 5, lines
+    shutil.copy(snap, reader.image)
+    code, lines, info, _ = sync(reader, extra, url, cut_at=int(info["ops"]) * 4 // 5)
+    assert code == 3, lines  # power cut
+    recs = lists_state(reader, extra)[2]
+    assert recs["boot"] == "ota_0", recs  # the old image runs meanwhile
+    rec = recs["firmware"]
+    assert rec["sha"] == sha and rec["n"] >= CHECKPOINT and rec["n"] % CHECKPOINT == 0, rec
+    env.log.log.clear()
+    code, lines, info, _ = sync(reader, extra, url)
+    assert code == 5 and any("firmware version=7 staged in ota_1" in ln for ln in lines), lines
+    assert env.log.blob(sha) == [(rec["n"], 206, size - rec["n"])], env.log.blob(sha)
+    _boots_new_firmware(reader)
+    print("firmware image of %d bytes, power cut: resumed from %d, %d bytes fetched after the "
+          "reboot" % (size, rec["n"], size - rec["n"]))
 
 
 def test_list_download_resumes_after_drop(env):
@@ -446,6 +476,7 @@ def test_corrupted_prefix_is_refused_and_restarts(env, what):
         recs = assert_old_active(reader, extra)
     else:
         recs = lists_state(reader, extra)[2]
+        assert recs["boot"] == "ota_0", recs  # refused: the old image stays
     assert recs[what] is None, recs  # refused: dropped, the next attempt starts from 0
     code, lines, info, _ = sync(reader, extra, url, **kw)
     gets = env.log.blob(sha)
