@@ -339,6 +339,8 @@ class FirmwareStager:
         self._block = n // _BUF  # the next block is erased again before it is programmed
 
     def finish(self):
+        """Generator, one step per block read back (up to 2 MiB: the sync task yields to the
+        lane between steps); the image becomes bootable only after the last."""
         if self._fill:
             self._flush()
         self._check.finish()
@@ -351,6 +353,7 @@ class FirmwareStager:
             readback.update(self.buf, k)
             left -= k
             block += 1
+            yield
         readback.finish()
         self.part.set_boot()
         log.info("firmware", "version=%d staged in %s", self.m.version, self.part.info()[4])

@@ -115,6 +115,7 @@ class Sync:
         raw = await self.get_small("/index.sm", sm.MAX_MANIFEST, tag)
         if raw is None or raw == have:
             return False  # 304 Not Modified (or the same bytes): nothing new
+        await self._quiet()  # a signature check is ~50 ms of CPU on the ESP32: not mid-tap
         gc.collect()  # keys and the big-integer check need a few contiguous 0.5 KB blocks
         keys = ota.load_keys()
         clock = self.board.clock
@@ -129,7 +130,7 @@ class Sync:
             check = sm.FileCheck(entry)  # the index signed this exact manifest
             check.update(data)
             check.finish()
-            await asyncio.sleep_ms(0)
+            await self._quiet()
             gc.collect()
             m = sm.verify(data, keys, None, self.board.NAME, ota.time_floor(clock))
             await asyncio.sleep_ms(0)
@@ -209,9 +210,10 @@ class Sync:
         if off:
             log.info("resume", "firmware %s at %d of %d", entry[2][:12], off, entry[1])
         await self._download(ota.DL_FIRMWARE, entry, off, st.write, st.durable, st.progress)
-        await asyncio.sleep_ms(0)
+        await self._quiet()
         try:
-            st.finish()
+            for _ in st.finish():
+                await asyncio.sleep_ms(0)
         except Exception:
             ota._remove(ota.DL_FIRMWARE)  # refused: the next attempt starts from byte 0
             raise
@@ -261,7 +263,7 @@ class Sync:
                 return {"sha": sha, "slot": slot, "base": base, "gen": gen, "n": n}
 
             await self._download(ota.DL_LIST, e, off, sink, inst.durable, record)
-            await asyncio.sleep_ms(0)
+            await self._quiet()  # the signature check and the switch record's erase
             try:
                 check.finish()
                 seq = inst.finish()
@@ -315,6 +317,7 @@ class Sync:
                 if not n:
                     break
                 got += n
+                await self._quiet()  # the sink erases and programs flash: not mid-tap
                 sink(buf, n)
                 await asyncio.sleep_ms(0)
             if length is not None and got < length:

@@ -123,7 +123,8 @@ def _fw_stage(m):
             if not n:
                 break
             st.write(buf, n)
-    st.finish()
+    for _ in st.finish():
+        pass
 
 
 def _fw_check(m):
