@@ -39,6 +39,7 @@ def _worker(job):
     npages = h.npages
     ids = [c[0] for c in h.cats]
     match = cb.fpage.match
+    kh = cb.khash
     sha = hashlib.sha256
     prefix = h.key + bytes([1, 19])
     fmt_id = lead + b"%018d"
@@ -46,8 +47,8 @@ def _worker(job):
     hits = missing = other = 0
     for i in range(lo, hi):
         d = sha(prefix + fmt_id % i).digest()
-        a = 512 * (1 + (int.from_bytes(d[8:12], "little") & 0x3FFFFFFF) % npages)
-        mask = match(img[a: a + 512], d[12] | d[13] << 8, d[14] | d[15] << 8 | d[16] << 16)
+        a = 512 * (1 + kh.page_of(d, npages))
+        mask = match(img[a: a + 512], kh.quotient(d), kh.remainder(d))
         got = ids[(mask & -mask).bit_length() - 1] if mask else 0
         if lead == b"9":
             hits += got != 0

@@ -208,13 +208,14 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=D
     key = key or os.urandom(fmt.KEY_LEN)
     issued = int(time.time()) if issued is None else issued
     rows = []
-    for ns, ident, cid in entries:  # khash.page_of(), quotient(), remainder(), unrolled
+    for ns, ident, cid in entries:
         check_ident(ns, ident)
         if cid not in index:
             raise ValueError("entry in unknown category %r" % cid)
         d = khash.digest(key, ns, ident)
-        rows.append((int.from_bytes(d[8:12], "little") & 0x3FFFFFFF,
-                     d[12] | d[13] << 8, d[14] | d[15] << 8 | d[16] << 16, index[cid]))
+        # the page field before its modulo (the page count is chosen from the loads below)
+        rows.append((khash.page_of(d, 1 << 30), khash.quotient(d), khash.remainder(d),
+                     index[cid]))
         count[cid] += 1
     npages = pages_for(len(rows), fp)
     while True:  # the real page loads: add pages until every page fits and the rate meets fp

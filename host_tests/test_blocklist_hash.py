@@ -82,8 +82,9 @@ def pages():
 def test_fingerprint_pages_on_both_interpreters(mp, tmp_path):
     data = tmp_path / "pages.txt"
     want = []
+    built = pages()
     with open(data, "w") as f:
-        for rows, page, probes in pages():
+        for rows, page, probes in built:
             q, r = cb.page_plan(len(rows))
             f.write("%s %s\n" % (page.hex(), ",".join("%d:%d" % p for p in probes)))
             got = [fpage.match(page, *p) for p in probes]
@@ -94,7 +95,7 @@ def test_fingerprint_pages_on_both_interpreters(mp, tmp_path):
                         (b ^ pr) & ((1 << r) - 1) == 0]
                 assert m == sum(1 << c for c in set(same))  # non-members: exact false hits
             want.append(" ".join(map(str, got)))
-    for _rows, page, _ in pages():  # every page within its bounds, 3 bytes free at the end
+    for _rows, page, _ in built:  # every page within its bounds, 3 bytes free at the end
         assert fpage.size_bits(page[0] | page[1] << 8, page[2], page[3]) <= fmt.PAGE_USED
         assert page[-3:] == b"\0\0\0"
     out = mp("""

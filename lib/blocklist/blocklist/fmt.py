@@ -26,8 +26,6 @@ ACTIONS = {"pass": PASS, "deny": DENY, "manual": MANUAL}
 FLAG_HEALTH = const(1)
 
 PAGE = const(512)  # one fingerprint page = the one flash read of a lookup, all categories
-PAGE_BITS = const(4096)
-PAGE_HEAD = const(4)  # entry count u16, quotient bits q, remainder bits r
 PAGE_USED = const(4072)  # bits a page may fill: 3 bytes stay free for 24-bit field reads
 MAX_Q = const(16)  # quotient bits come from digest bytes 12-13
 MAX_R = const(23)  # remainder bits from bytes 14-16; 23 + 7 keeps reads in 30-bit small ints
