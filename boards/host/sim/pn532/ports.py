@@ -1,0 +1,133 @@
+"""The three host interfaces of the chip (HSU on a UART, I2C at 0x24, SPI with LSB-first
+status/data-write/data-read operations) and `install()`, which wires a chip onto the emulated
+board."""
+
+from collections import deque
+
+from sim.hw import BusDevice, UartDevice
+from sim.pn532.chip import PN532Sim
+
+
+class HsuPort(UartDevice):
+    def __init__(self, sim, baud=115200):
+        super().__init__(baud)
+        self.sim = sim
+        self._in_free_us = 0
+
+    def receive(self, now_us, data):
+        """Host bytes go out back to back: a write starts when the previous one has left."""
+        with self.sim.lock:
+            self.sim._clock(now_us)
+            start = max(now_us, self._in_free_us)
+            self.sim.host_bytes(start, data, self.byte_us())
+            self._in_free_us = start + len(data) * self.byte_us()
+
+    def advance(self, now_us):
+        with self.sim.lock:
+            self.sim.advance(now_us)
+
+    def rebase(self, d):
+        self._out = deque((t - d, b) for t, b in self._out)
+        self._tx_free_us = max(0, self._tx_free_us - d)
+        self._in_free_us = max(0, self._in_free_us - d)
+
+    def power_cycle(self):
+        super().power_cycle()
+        self.sim.power_cycle()
+
+
+class I2cPort(BusDevice):
+    BYTE_US = 22.5  # 9 bits at 400 kHz
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def i2c_write(self, now_us, data):
+        s = self.sim
+        with s.lock:
+            s._clock(now_us)
+            s.advance(now_us)
+            if s.in_reset or now_us < s.boot_until:
+                return False  # address not acknowledged
+            s.bus_bytes += len(data) + 1
+            s.host_bytes(now_us, data)
+            return True
+
+    def i2c_read(self, now_us, n):
+        s = self.sim
+        with s.lock:
+            s._clock(now_us)
+            if s.in_reset or now_us < s.boot_until:
+                return bytes(n), 1
+            s.bus_bytes += n + 1
+            if n <= 1:
+                return bytes([1 if s.frame_ready(now_us) else 0]), 0
+            f = s.take_frame(now_us)
+            if f is None:
+                return bytes(n), 0
+            body = f[:n - 1]
+            return b"\x01" + body + bytes(n - 1 - len(body)), 0
+
+    def power_cycle(self):
+        self.sim.power_cycle()
+
+
+class SpiPort(BusDevice):
+    BYTE_US = 8.0  # 1 MHz
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.op = 0
+        self.reading = b""
+        self.pos = 0
+
+    def spi_xfer(self, now_us, data, cs_fresh):
+        s = self.sim
+        with s.lock:
+            s._clock(now_us)
+            s.advance(now_us)
+            s.bus_bytes += len(data)
+            out = bytearray(len(data))
+            if s.in_reset or now_us < s.boot_until:
+                return bytes(out)
+            i = 0
+            if cs_fresh and data:
+                self.op = data[0]
+                i = 1
+                if self.op == 0x03:
+                    self.reading = s.take_frame(now_us) or b""
+                    self.pos = 0
+            if self.op == 0x01:
+                s.host_bytes(now_us, data[i:])
+            elif self.op == 0x02:
+                r = 1 if s.frame_ready(now_us) else 0
+                for k in range(i, len(data)):
+                    out[k] = r
+            elif self.op == 0x03:
+                for k in range(i, len(data)):
+                    if self.pos < len(self.reading):
+                        out[k] = self.reading[self.pos]
+                    self.pos += 1
+            return bytes(out)
+
+    def power_cycle(self):
+        self.sim.power_cycle()
+
+
+def install(hw, transport="hsu"):
+    """Put a PN532 on the reader's NFC bus: hw.uarts[1] | hw.i2c[0x24] | hw.spi["NFC_CS"];
+    the RSTPD_N line is NFC_RESET. Returns the simulator (`.field`, `.faults`, ...)."""
+    sim = PN532Sim(transport, lock=hw.lock)
+    if transport == "hsu":
+        sim.port = HsuPort(sim)
+        hw.uarts[1] = sim.port
+    elif transport == "i2c":
+        sim.port = I2cPort(sim)
+        hw.i2c[0x24] = sim.port
+    elif transport == "spi":
+        sim.port = SpiPort(sim)
+        hw.spi["NFC_CS"] = sim.port
+    else:
+        raise ValueError("transport must be hsu, i2c or spi")
+    hw.watch_pin("NFC_RESET", sim.reset_line)
+    return sim
