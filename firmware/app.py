@@ -235,7 +235,7 @@ class App:
             await asyncio.sleep_ms(cfg["wdt_ms"] // 4)
 
     def self_check(self):
-        """OTA self-test (ota.add_check): the decision core answers a probe credential (list
+        """OTA self-test (selftest.add_check): the decision core answers a probe credential (list
         lookup included) and the journal reads back its last record. Raises on failure."""
         c = Credential()
         c.kind = KIND_CPU
@@ -338,9 +338,9 @@ async def main(board, cfg, cfg_error=None):
         sync.lists = store
         sync.quiet = a.quiet
         sources.append(supervised("sync", sync.run))
-    ota = sys.modules.get("ota")  # loaded by main only when a new app awaits its self-test
-    if ota is not None:
-        ota.add_check("decision", a.self_check)
+    selftest = sys.modules.get("selftest")  # loaded by main only when a new app awaits it
+    if selftest is not None:
+        selftest.add_check("decision", a.self_check)
     gc.collect()
     applog.info("lists", "active=%d seq=%d keyset=%d free=%d", a.lists is not None,
                 a.lists.seq if a.lists else 0, verifier.keyset.serial, gc.mem_free())

@@ -49,7 +49,7 @@ async def _start(app, cfg, err, pending):
     import asyncio
 
     if pending or getattr(board, "app_pending", False):
-        import ota
+        import selftest
 
-        asyncio.create_task(ota.confirm_after_self_test(board, cfg))
+        asyncio.create_task(selftest.confirm_after_self_test(board, cfg))
     await app.main(board, cfg, err)

@@ -32,6 +32,10 @@ module("gate.py")
 
 # -- ota, sync --
 module("bootsel.py")
+module("files.py")
 module("ota.py")
+module("appstage.py")
+module("fwstage.py")
+module("selftest.py")
 module("sync.py")
 require("signedmanifest")

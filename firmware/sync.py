@@ -9,7 +9,7 @@ has a timeout and every chunk is followed by a yield, so a dead, slow or lying s
 lane nothing but a log line; buffers are fixed (4 KiB), so memory is bounded whatever arrives.
 
 Every download resumes after a dropped connection, a stopped server or a power cut: app files
-from their committed `.part` (ota.AppStager); firmware images and lists from a small progress
+from their committed `.part` (appstage.AppStager); firmware images and lists from a small progress
 record in /ota (ota.DL_FIRMWARE, ota.DL_LIST) naming the signed file's SHA-256, the target
 partition or slot (and for lists the switch-record generation) and the bytes durably in flash,
 saved every CHECKPOINT bytes and once more when a transfer breaks. A resume re-reads that
@@ -23,7 +23,10 @@ import gc
 import hashlib
 import json
 
+import appstage
 import bootsel
+import files
+import fwstage
 import ota
 import signedmanifest as sm
 import slog
@@ -106,7 +109,7 @@ class Sync:
 
     # --- updates -----------------------------------------------------------------------------
     async def update(self):
-        have = ota._read(INDEX)
+        have = files.read(INDEX)
         tag = None
         if have is not None:
             tag = '"%s"' % sm._hex(hashlib.sha256(have).digest())
@@ -147,8 +150,8 @@ class Sync:
         ota.raise_floor(idx.issued)
         await asyncio.sleep_ms(0)
         if not deferred:  # else the same index is applied again on a later cycle
-            ota._mkdir(ota.STATE_DIR)
-            ota._replace(INDEX, raw)
+            files.mkdir(ota.STATE_DIR)
+            files.replace(INDEX, raw)
             self.index_version = idx.version
         log.info("index", "version=%d deferred=%d", idx.version, deferred)
         if staged:
@@ -165,7 +168,7 @@ class Sync:
             return False
         if rec is not None and rec.get("state") in ("new", "pending"):
             return None
-        st = ota.AppStager(data, m)
+        st = appstage.AppStager(data, m)
         for _ in st.prepare():
             await asyncio.sleep_ms(0)
         for e in st.pending():
@@ -184,18 +187,18 @@ class Sync:
         return True
 
     async def install_firmware(self, m):
-        """A full-firmware image into the next OTA partition (ota.FirmwareStager); versions
+        """A full-firmware image into the next OTA partition (fwstage.FirmwareStager); versions
         only go up (the last one staged is kept in FIRMWARE). An interrupted download resumes
         from its progress record (ota.DL_FIRMWARE)."""
         try:
-            have = int(ota._read(FIRMWARE) or b"0")
+            have = int(files.read(FIRMWARE) or b"0")
         except ValueError:
             have = 0
         if m.version <= have:
             return False
         await self._quiet()
         entry = m.files[0]
-        st = ota.FirmwareStager(m, self.board.Partition)
+        st = fwstage.FirmwareStager(m, self.board.Partition)
         off = 0
         rec = ota.load_progress(ota.DL_FIRMWARE, entry[2])
         if rec is not None:
@@ -205,8 +208,8 @@ class Sync:
                 off = rec["n"]
             except (OSError, ValueError) as e:  # a void record: start from byte 0
                 log.warn("resume", "firmware %s: %r", entry[2][:12], e)
-                ota._remove(ota.DL_FIRMWARE)
-                st = ota.FirmwareStager(m, self.board.Partition)
+                files.remove(ota.DL_FIRMWARE)
+                st = fwstage.FirmwareStager(m, self.board.Partition)
         if off:
             log.info("resume", "firmware %s at %d of %d", entry[2][:12], off, entry[1])
         await self._download(ota.DL_FIRMWARE, entry, off, st.write, st.durable, st.progress)
@@ -215,11 +218,11 @@ class Sync:
             for _ in st.finish():
                 await asyncio.sleep_ms(0)
         except Exception:
-            ota._remove(ota.DL_FIRMWARE)  # refused: the next attempt starts from byte 0
+            files.remove(ota.DL_FIRMWARE)  # refused: the next attempt starts from byte 0
             raise
-        ota._remove(ota.DL_FIRMWARE)
-        ota._mkdir(ota.STATE_DIR)
-        ota._replace(FIRMWARE, str(m.version))
+        files.remove(ota.DL_FIRMWARE)
+        files.mkdir(ota.STATE_DIR)
+        files.replace(FIRMWARE, str(m.version))
         return True
 
     async def install_list(self, m):
@@ -232,7 +235,7 @@ class Sync:
         if m.version <= lists.seq:
             rec = ota.read_progress(ota.DL_LIST)  # a cut between the switch and its removal
             if rec is not None and [e for e in m.files if e[2] == rec.get("sha")]:
-                ota._remove(ota.DL_LIST)
+                files.remove(ota.DL_LIST)
             return
         for e in m.files:
             await self._quiet()
@@ -248,7 +251,7 @@ class Sync:
                     off = rec["n"]
                 except (KeyError, TypeError, ValueError) as ex:  # void or refused header
                     log.warn("resume", "list %s: %r", e[2][:12], ex)
-                    ota._remove(ota.DL_LIST)
+                    files.remove(ota.DL_LIST)
                     inst = lists.begin(e[1])
                     check = sm.FileCheck(e)
             if off:
@@ -268,9 +271,9 @@ class Sync:
                 check.finish()
                 seq = inst.finish()
             except Exception:
-                ota._remove(ota.DL_LIST)  # refused: the next attempt starts from byte 0
+                files.remove(ota.DL_LIST)  # refused: the next attempt starts from byte 0
                 raise
-            ota._remove(ota.DL_LIST)
+            files.remove(ota.DL_LIST)
             log.info("list", "seq=%d bytes=%d fetched=%d", seq, e[1], e[1] - off)
 
     async def _download(self, path, entry, off, sink, durable, record):
@@ -290,7 +293,7 @@ class Sync:
             await self.fetch(entry, off, put)
         except Exception as e:
             if _refused(e):
-                ota._remove(path)
+                files.remove(path)
             elif durable() > saved[0]:
                 try:
                     ota.save_progress(path, record())

@@ -87,7 +87,7 @@ BROKEN = {
     "watchdog": ({"after_watchdog": "    while True:\n        await asyncio.sleep_ms(100)\n"},
                  "wdt", 4),
     # runs, but a check it registers fails: self-test resets, rollback
-    "selftest": ({"extra": "    import ota\n    ota.add_check('nfc', lambda: False)\n"},
+    "selftest": ({"extra": "    import selftest\n    selftest.add_check('nfc', lambda: False)\n"},
                  "soft", 5),
 }
 

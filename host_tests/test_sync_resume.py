@@ -44,6 +44,7 @@ import gc
 import board
 import config
 import decision
+import files
 import ota
 import signedmanifest as sm
 import slog
@@ -69,7 +70,7 @@ def run():
 
 
 def _rec(path):
-    raw = ota._read(path)
+    raw = files.read(path)
     return raw.decode() if raw else "-"
 
 
@@ -157,7 +158,7 @@ def rescut(st):
         rec = _update(store, st)  # recovery: resume again (or nothing left to do)
         print("CUT n=%d res=%s ops=%d %s recover=%s seq=%d dec=%s dl=%d" % (
             n, res, ops, boot, rec, store.seq, ",".join(decide(store, idents)),
-            ota._read(ota.DL_LIST) is not None))
+            files.read(ota.DL_LIST) is not None))
         if done:
             break
         n += st.get("step", 1)

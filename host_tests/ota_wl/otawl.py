@@ -9,8 +9,11 @@ vfs partition is restored from a snapshot between cut points).
 import gc
 import os
 
+import appstage
 import board
 import bootsel
+import files
+import fwstage
 import ota
 import signedmanifest as sm
 import vfs
@@ -19,14 +22,14 @@ import vfs
 def run():
     cmd = board.settings["wl"]
     if cmd == "provision":
-        ota._mkdir("/keys")
+        files.mkdir("/keys")
         for name in os.listdir("/extra/keys"):
             with open("/extra/keys/" + name, "rb") as f:
-                ota._replace("/keys/" + name, f.read())
+                files.replace("/keys/" + name, f.read())
         print("PROVISIONED")
     elif cmd == "install":
         try:
-            m = ota.install_from_dir("/extra/pub", board.NAME, board.clock)
+            m = appstage.install_from_dir("/extra/pub", board.NAME, board.clock)
             print("INSTALLED", m.version)
         except (sm.ManifestError, ota.OtaError) as e:
             print("REJECT", e.code, e)
@@ -115,7 +118,7 @@ def _fw():
 
 
 def _fw_stage(m):
-    st = ota.FirmwareStager(m, board.Partition)
+    st = fwstage.FirmwareStager(m, board.Partition)
     buf = bytearray(1500)  # odd size: blocks are assembled across chunks
     with open("/extra/fw.bin", "rb") as f:
         while True:
@@ -217,7 +220,7 @@ def _scenario():
     """Download + stage + switch, then the first boot of the new app and its confirmation."""
     rec = bootsel.read()
     if rec is None or rec.get("version") != _target().version:
-        ota.install_from_dir("/extra/pub", board.NAME, board.clock)
+        appstage.install_from_dir("/extra/pub", board.NAME, board.clock)
     slot, pending = bootsel.select(True)
     if pending:
         bootsel.confirm()
