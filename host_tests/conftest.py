@@ -25,7 +25,7 @@ def pytest_configure(config):
     # Build once, on the controller (xdist workers find it done).
     if hasattr(config, "workerinput"):
         return
-    from flashtool.cmd_build import build
+    from flashtool.build.mpy import build
 
     build("host", quiet=True)
 

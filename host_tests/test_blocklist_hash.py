@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "lib" / "blocklist"))
 
 from blocklist import fmt, fpage, khash  # noqa: E402
 
-from flashtool import cmd_blocklist as cb  # noqa: E402
+from flashtool.lists import blocklist as cb  # noqa: E402
 
 KEY = bytes(range(100, 116))
 IDENTS = [(1 + i % 3, bytes(random.Random(i).randrange(256) for _ in range(1 + i % 32)))

@@ -152,7 +152,7 @@ def run():
 
 def test_power_cut_full_reboots(lab, tmp_path):
     """Real reboots of the emulated reader: cut during the install of list 4 over list 1."""
-    from flashtool import cmd_blocklist as cb
+    from flashtool.lists import blocklist as cb
 
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -6,7 +6,8 @@ Helpers here are shared with test_blocklist_powercut.py.
 
 import pytest
 
-from flashtool import cmd_blocklist as cb
+from flashtool.lists import blocklist as cb
+from flashtool.release.keys import load_private
 
 ISSUED = 1_790_000_000
 PRELUDE = """
@@ -63,7 +64,7 @@ def keys(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")
     cb.keygen(d, "good")
     cb.keygen(d, "other")
-    return cb.load_private(d / "good.pem"), cb.load_private(d / "other.pem")
+    return load_private(d / "good.pem"), load_private(d / "other.pem")
 
 
 class Lab:

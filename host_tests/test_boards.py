@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import ROOT
 
-from flashtool.cmd_build import build
+from flashtool.build.mpy import build
 from sim import tables
 
 BOARDS = ["host", "esp32s3_gate", "esp32_devkit"]
@@ -96,7 +96,7 @@ def test_esp32_boards_build_with_mpy_cross(board, arch, capsys):
 
 
 def test_host_build_matches_the_manifest():
-    from flashtool.manifest import Manifest
+    from flashtool.build.manifest import Manifest
 
     m = Manifest(ROOT / "boards" / "host").execute(ROOT / "boards" / "host" / "manifest.py")
     out = ROOT / "build" / "host"

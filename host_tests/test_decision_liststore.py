@@ -4,7 +4,7 @@ actions from the list header, health flags, and decide() + lookup under heap_loc
 
 from test_blocklist_store import ISSUED, keys, lab  # noqa: F401  (fixtures)
 
-IDS = {  # identifier -> category in the default header (flashtool/cmd_blocklist.py)
+IDS = {  # identifier -> category in the default header (flashtool/lists/blocklist.py)
     b"3104000000000001": 1,  # lost_stolen   deny / stale deny
     b"3104000000000002": 2,  # unpaid        deny / stale deny
     b"3104000000000003": 3,  # not_verified  manual / stale manual

@@ -12,8 +12,9 @@ from test_ota_kit import (  # noqa: F401  (fixtures)
     tagged_app,
 )
 
-from flashtool.cmd_deploy import deploy
-from flashtool.cmd_sign import load_private, sign_body
+from flashtool.release.deploy import deploy
+from flashtool.release.keys import load_private
+from flashtool.release.sign import sign_body
 
 
 @pytest.fixture
@@ -47,8 +48,8 @@ def test_deploy_then_boot(ota_reader, port, tmp_path, keys):  # noqa: F811
 
 
 def test_deploy_refuses_a_bundle_it_cannot_trust(tmp_path, keys):  # noqa: F811
-    from flashtool.cmd_deploy import plan
-    from flashtool.shared import signedmanifest as sm
+    from flashtool.release.deploy import plan
+    from flashtool.release.sign import sm
 
     pub = tmp_path / "pub"
     publish_app(pub, 4, keys / "app.pem", tmp_path / "b4", tagged_app("v4"))

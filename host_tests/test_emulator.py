@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import LONG, ROOT
 
-from flashtool import scenario_run
+from flashtool.emulator import scenario_run
 
 
 def rows_of(rows):

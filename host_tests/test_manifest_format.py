@@ -7,8 +7,8 @@ import time
 import pytest
 from test_ota_kit import keys  # noqa: F401  (fixture)
 
-from flashtool.cmd_sign import body, load_private, sign_body
-from flashtool.shared import signedmanifest as sm
+from flashtool.release.keys import load_private
+from flashtool.release.sign import body, sign_body, sm
 
 SHA = "ab" * 32
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from flashtool.bench_nfc import write_workload
+from flashtool.bench.nfc import write_workload
 from sim import cards, pn532
 
 

@@ -14,7 +14,8 @@ from test_ota_kit import (  # noqa: F401  (fixtures)
     workload_dir,
 )
 
-from flashtool.cmd_sign import body, load_private, sign_body
+from flashtool.release.keys import load_private
+from flashtool.release.sign import body, sign_body
 
 
 def _publish(extra, kd, size=40 * 1024 + 123):

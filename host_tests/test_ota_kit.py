@@ -13,9 +13,7 @@ import pytest
 from conftest import BUILD
 
 from sim.hw import LinkServer
-from sim.runner import Reader
-
-WL = Path(__file__).parent / "ota_wl"
+from sim.runner import WORKLOADS, Reader
 
 
 def mpy_cross(src, dest, name):
@@ -28,7 +26,7 @@ def mpy_cross(src, dest, name):
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory):
-    from flashtool.cmd_keygen import keygen
+    from flashtool.release.keys import keygen
 
     d = tmp_path_factory.mktemp("keys")
     keygen(d, "app")
@@ -108,7 +106,7 @@ def build_variant(tmp, app_source=None):
 
 def publish_app(pub, version, key, tmp, app_source=None, **kw):
     """Publish a signed app bundle into `pub`; returns the manifest path."""
-    from flashtool.cmd_bundle import bundle
+    from flashtool.release.bundle import bundle
 
     return bundle(pub, version, key, build_variant(tmp, app_source), **kw)
 
@@ -139,7 +137,7 @@ def workload_dir(tmp, pub=None, keys=None):
     """The /extra directory of a reader: the OTA workload, the published tree, the keys."""
     d = Path(tmp) / "extra"
     d.mkdir(exist_ok=True)
-    shutil.copy(WL / "otawl.py", d / "otawl.py")
+    shutil.copy(WORKLOADS / "otawl.py", d / "otawl.py")
     if pub is not None and not (d / "pub").exists():
         (d / "pub").symlink_to(Path(pub).resolve())
     if keys is not None:

@@ -18,7 +18,8 @@ from test_ota_kit import (  # noqa: F401  (fixtures)
     workload_dir,
 )
 
-from flashtool.cmd_sign import load_private, sign_body
+from flashtool.release.keys import load_private
+from flashtool.release.sign import sign_body
 
 
 def boot_until(reader, *words, timeout=30, **kw):

@@ -9,7 +9,7 @@ import pytest
 from conftest import LONG
 from test_reader_e2e import VERDICT
 
-from flashtool.station import CARDS, Station
+from flashtool.emulator.station import CARDS, Station
 
 
 @pytest.fixture

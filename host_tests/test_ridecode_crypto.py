@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_ridecode_support import NOW, make_world, verify
 
-from flashtool import cmd_codes as cc
+from flashtool.codes import issuer as cc
 
 base45 = cc.base45
 

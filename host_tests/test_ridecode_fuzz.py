@@ -7,7 +7,7 @@ import struct
 import pytest
 from test_ridecode_support import NOW, RESULTS, make_world
 
-from flashtool import cmd_codes as cc
+from flashtool.codes import issuer as cc
 
 base45 = cc.base45
 ALPHA = base45.ALPHABET

@@ -1,10 +1,10 @@
 """Shared material for the ride-code tests: locally generated keys (never committed), a signed
-key set, code builders (flashtool/cmd_codes.py, the issuer side) and a harness that runs the
+key set, code builders (flashtool/codes/issuer.py, the issuer side) and a harness that runs the
 reader's verifier on MicroPython from the compiled build."""
 
 import json
 
-from flashtool import cmd_codes as cc
+from flashtool.codes import issuer as cc
 
 NOW = 1_795_487_847  # a fixed "now" (UTC seconds) for the reader's clock
 DAY = NOW // 86400

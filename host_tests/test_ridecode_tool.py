@@ -5,8 +5,8 @@ import re
 import subprocess
 import sys
 
-from flashtool import cmd_codes as cc
-from flashtool.cmd_codes import ROOT
+from flashtool import ROOT
+from flashtool.codes import issuer as cc
 
 
 def codes(tmp, *args):

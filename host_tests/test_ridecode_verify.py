@@ -4,7 +4,7 @@ reason, genuine codes pass once, no trusted time never passes."""
 import pytest
 from test_ridecode_support import DAY, NOW, make_world, verify
 
-from flashtool import cmd_codes as cc
+from flashtool.codes import issuer as cc
 
 base45 = cc.base45
 

@@ -19,8 +19,8 @@ from test_ota_kit import (  # noqa: F401  (fixtures)
     workload_dir,
 )
 
-from flashtool.cmd_serve import make_server
-from flashtool.cmd_sign import sign_files, sign_index
+from flashtool.release.sign import sign_files, sign_index
+from flashtool.server.httpd import make_server
 
 MIN_TAP_TURNS = 20  # the tap task ran all along: the sync never held the loop for long
 
@@ -50,7 +50,8 @@ def sync(reader, extra, url, **kw):
 
 
 def publish_list(pub, kd, seq, tmp_path, entries=()):
-    from flashtool.cmd_blocklist import build_image, load_private
+    from flashtool.lists.blocklist import build_image
+    from flashtool.release.keys import load_private
 
     img = build_image(list(entries), load_private(kd / "list.pem"), seq)
     path = tmp_path / ("list%d.bin" % seq)

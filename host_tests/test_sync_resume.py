@@ -24,7 +24,7 @@ from test_ota_kit import (  # noqa: F401  (fixtures)
 )
 from test_sync_e2e import publish_list, station, sync  # noqa: F401  (fixture)
 
-from flashtool.cmd_sign import sign_files, sign_index
+from flashtool.release.sign import sign_files, sign_index
 from sim import tables
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from flashtool.cmd_serve import make_server
+from flashtool.server.httpd import make_server
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from sim import tables
 from sim.hw import Hardware, LinkServer
 
 ROOT = Path(__file__).resolve().parents[3]
+# Reader-side programs that tests and benchmarks copy into a reader's /extra and run (entry=)
+WORKLOADS = Path(__file__).resolve().parents[1] / "workloads"
 EXIT_POWER_CUT = 3
 EXIT_WATCHDOG = 4
 EXIT_RESET = 5

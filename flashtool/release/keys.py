@@ -1,4 +1,4 @@
-"""`flash.py keygen --role app|list --out DIR`: an RSA-2048 signing key pair for one role.
+"""RSA-2048 signing key pairs per role (`flash.py keygen --role app|list --out DIR`).
 
 The private key (PEM) stays on the signing machine; the public key file (JSON n/e/role) is what
 `flash.py deploy` puts on readers. Keys are generated locally, never committed (use var/).
@@ -15,37 +15,37 @@ from pathlib import Path
 ROLES = ("app", "list")
 
 
-def keygen(out, role, e=3):
+def new_private(path, e):
+    """A fresh RSA-2048 private key written as PEM to path (mode 0600); returns the key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=e, key_size=2048)
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    return key
+
+
+def load_private(path):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(Path(path).read_bytes(), None)
+
+
+def keygen(out, role, e=3):
     if role not in ROLES:
         raise SystemExit("role must be one of %s" % ", ".join(ROLES))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=e, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    priv = out / (role + ".pem")
-    priv.write_bytes(pem)
-    priv.chmod(0o600)
+    key = new_private(out / (role + ".pem"), e)
     pub = out / (role + ".pub")
     pub.write_text(public_json(key, role))
-    return priv, pub
+    return out / (role + ".pem"), pub
 
 
 def public_json(key, role):
     nums = key.public_key().public_numbers()
     return json.dumps({"role": role, "n": "%0512x" % nums.n, "e": nums.e}) + "\n"
-
-
-def register(sub):
-    p = sub.add_parser("keygen", help="generate an RSA-2048 signing key pair (app or list role)")
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--out", default="var/keys")
-
-    def run(a):
-        priv, pub = keygen(a.out, a.role)
-        print("private key %s (keep it off readers), public key %s" % (priv, pub))
-
-    p.set_defaults(func=run)

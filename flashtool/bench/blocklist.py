@@ -17,10 +17,10 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-from flashtool import cmd_blocklist as cb
-from flashtool.cmd_bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.lists import blocklist as cb
+from flashtool.release.keys import load_private
 
-ROOT = Path(__file__).resolve().parents[1]
 # SPI flash read model (ESP32, 80 MHz QIO through the cache-bypassing partition API):
 # ~20 us command/setup + 512 bytes at ~40 MB/s
 PAGE_READ_US = 20 + 512 / 40
@@ -144,7 +144,7 @@ print('lookup', found, spent[0], spent[1])
 
 
 def mp_lookup(img_path, pub, members, m):
-    from flashtool.cmd_build import build
+    from flashtool.build.mpy import build
     from sim.runner import blank_image, micropython_bin
 
     link, _ = build("host", quiet=True)
@@ -200,7 +200,7 @@ def run(args):
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         cb.keygen(work, "bench")
-        priv = cb.load_private(work / "bench.pem")
+        priv = load_private(work / "bench.pem")
         pub = cb.pubkey(priv)
         one, ranges = mixed(n, ((1, 1.0),))
         img, build_s = build_from_csv(one, priv, work, cb.DEFAULT_FP)

@@ -10,14 +10,13 @@ project rule says; host timings are noisy on a shared 2-core machine.
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from flashtool.cmd_bench import BIGINT_FACTOR, CPU_FACTOR
-from flashtool.manifest import ROOT
+from flashtool import ROOT, use_host_board
+from flashtool.bench import BIGINT_FACTOR, CPU_FACTOR
 
 _MP = """
 import time, hashlib, signedmanifest as sm
@@ -43,8 +42,8 @@ print("SHA256_256K", time.ticks_diff(time.ticks_us(), t))
 
 
 def _verify_figures(tmp, quick):
-    from flashtool.cmd_keygen import keygen
-    from flashtool.cmd_sign import body, load_private, sign_body
+    from flashtool.release.keys import keygen, load_private
+    from flashtool.release.sign import body, sign_body
     from sim.runner import micropython_bin
 
     for e in (3, 65537):
@@ -75,9 +74,9 @@ def _verify_figures(tmp, quick):
 
 
 def _sizes(tmp):
-    from flashtool.cmd_bundle import app_files, bundle
-    from flashtool.cmd_keygen import keygen
-    from flashtool.cmd_sign import sign_index
+    from flashtool.release.bundle import app_files, bundle
+    from flashtool.release.keys import keygen
+    from flashtool.release.sign import sign_index
 
     keygen(tmp / "k", "app")
     pub = tmp / "pub"
@@ -104,7 +103,7 @@ def _poll_bytes(pub, idx):
     import hashlib
     import socket
 
-    from flashtool.cmd_serve import make_server
+    from flashtool.server.httpd import make_server
 
     srv = make_server(pub, pub.parent / "station", "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -131,15 +130,15 @@ def _poll_bytes(pub, idx):
 def _stall(tmp):
     """Worst event-loop lateness of a 1 ms tap-like task while the emulated reader syncs an
     app update from flash.py serve (real time; includes host scheduling noise)."""
-    from flashtool.cmd_keygen import keygen
-    from flashtool.cmd_serve import make_server
-    from flashtool.cmd_sign import sign_index
-    from sim.runner import Reader
+    from flashtool.release.keys import keygen
+    from flashtool.release.sign import sign_index
+    from flashtool.server.httpd import make_server
+    from sim.runner import WORKLOADS, Reader
 
     kd = tmp / "sk"
     keygen(kd, "app")
     keygen(kd, "list")
-    from flashtool.cmd_bundle import bundle
+    from flashtool.release.bundle import bundle
 
     pub = tmp / "spub"
     bundle(pub, 2, kd / "app.pem")
@@ -148,7 +147,7 @@ def _stall(tmp):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     extra = tmp / "extra"
     extra.mkdir()
-    shutil.copy(ROOT / "host_tests" / "ota_wl" / "otawl.py", extra)
+    shutil.copy(WORKLOADS / "otawl.py", extra)
     (extra / "keys").mkdir()
     for role in ("app", "list"):
         shutil.copy(kd / (role + ".pub"), extra / "keys")
@@ -170,7 +169,7 @@ def _stall(tmp):
 
 
 def run(args):
-    sys.path[:0] = [str(ROOT / "boards" / "host")]
+    use_host_board()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ota-"))
     try:
         _verify_figures(tmp, args.quick)

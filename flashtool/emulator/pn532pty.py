@@ -1,4 +1,4 @@
-"""`flash.py pn532-pty`: the simulated PN532 as an HSU PN532 (115200 8N1) on a pseudo-terminal,
+"""The simulated PN532 (`flash.py pn532-pty`) as an HSU PN532 (115200 8N1) on a pseudo-terminal,
 so real PN532 hosts (libnfc's nfc-list, nfcpy, another board's driver) can talk to it.
 
     python flash.py pn532-pty --card normal:3104000012345678 --card classic:12345678
@@ -15,13 +15,12 @@ import sys
 import termios
 import time
 import tty
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from flashtool import use_host_board
 
 
 def make_card(spec):
-    sys.path[:0] = [str(ROOT / "boards" / "host")]
+    use_host_board()
     from sim import cards
 
     name, _, arg = spec.partition(":")
@@ -75,7 +74,7 @@ def serve(sim, master, stop_at=None, stop=None):
 
 
 def run(args):
-    sys.path[:0] = [str(ROOT / "boards" / "host")]
+    use_host_board()
     from sim import pn532
 
     sim = pn532.PN532Sim("hsu")
@@ -100,12 +99,3 @@ def run(args):
         os.close(master)
         os.close(slave)
     return 0
-
-
-def register(sub):
-    p = sub.add_parser("pn532-pty", help="simulated PN532 (HSU) on a pseudo-terminal")
-    p.add_argument("--card", action="append", help="card in the field (repeatable)")
-    p.add_argument("--link", help="also make a symlink to the pty at this path")
-    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
-    p.add_argument("--trace", action="store_true", help="print every byte both ways at the end")
-    p.set_defaults(func=run)

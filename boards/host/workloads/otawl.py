@@ -1,4 +1,5 @@
-"""OTA test workload on the emulated reader (entry "otawl", command in board.settings["wl"]).
+"""OTA workload on the emulated reader (entry "otawl", command in board.settings["wl"]), used by
+the OTA and sync tests and by `flash.py bench ota`.
 
 provision: trusted keys from /extra/keys into /keys.  install: the bundle in /extra/pub.
 state: print the selector record.  cutloop: power cut at flash operations during staging,

@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from flashtool import cmd_codes as cc
-from flashtool.cmd_bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.codes import issuer as cc
 
 BUDGET_MS = 150
 NOW = 1_795_487_847
@@ -118,7 +118,7 @@ print("len", len(first))
 
 
 def run(args):
-    from flashtool.cmd_build import build
+    from flashtool.build.mpy import build
     from sim.runner import micropython_bin
 
     n = 20 if args.quick else 200

@@ -1,4 +1,4 @@
-"""`flash.py blocklist build|delta|inspect|check|keygen`: make signed blocklist images.
+"""Signed blocklist images and deltas (`flash.py blocklist`).
 
 The filter sizing, keyed hashing and layout come from lib/blocklist (the same code the reader
 runs), so what the host builds is what the reader looks up. Keys are generated locally and
@@ -11,14 +11,13 @@ import json
 import math
 import os
 import struct
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT / "lib" / "blocklist", ROOT / "lib" / "rsapkcs1"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from flashtool import ROOT, use_lib
+from flashtool.release.keys import new_private
+
+use_lib("blocklist", "rsapkcs1")
 
 import rsapkcs1  # noqa: E402
 from blocklist import fmt, fpage, khash  # noqa: E402
@@ -41,27 +40,13 @@ DELTA_CAP = 15 * 4096
 
 # --- keys ---------------------------------------------------------------------------------------
 def keygen(directory, name="blocklist", e=65537):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    priv = rsa.generate_private_key(public_exponent=e, key_size=2048)
-    pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-    (d / (name + ".pem")).write_bytes(pem)
-    (d / (name + ".pem")).chmod(0o600)
+    priv = new_private(d / (name + ".pem"), e)
     n, e = pubkey(priv)
     # the same JSON shape as the reader's trusted keys (/keys/*.pub, role "list")
     pub = {"role": "list", "n": "%x" % n, "e": e}
     (d / (name + ".pub.json")).write_text(json.dumps(pub) + "\n")
     return d / (name + ".pem"), d / (name + ".pub.json")
-
-
-def load_private(path):
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.load_pem_private_key(Path(path).read_bytes(), None)
 
 
 def load_public(path):
@@ -319,110 +304,3 @@ def lookup(img, ns, ident, delta=None):
         if marks.get(c[0]) == fmt.OP_ADD or marks.get(c[0]) != fmt.OP_REMOVE and mask >> i & 1:
             return c[0]
     return 0
-
-
-def _pub_arg(args):
-    return load_public(args.pub or KEY_DIR / "blocklist.pub.json")
-
-
-def cmd_keygen(args):
-    pem, pub = keygen(args.dir, e=args.e)
-    print("private key %s (keep it off the readers)\npublic key  %s" % (pem, pub))
-
-
-def cmd_build(args):
-    from rich.progress import Progress
-
-    t0 = time.time()
-    entries = read_entries(args.csv)
-    priv = load_private(args.key or KEY_DIR / "blocklist.pem")
-    try:
-        with Progress() as bar:
-            task = bar.add_task("building", total=len(entries))
-            img = build_image(entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp,
-                              progress=lambda n: bar.update(task, completed=n))
-            bar.update(task, completed=len(entries))
-    except ValueError as e:
-        raise SystemExit("blocklist build: %s" % e) from None
-    Path(args.out).write_bytes(img)
-    print("%s: %d entries, %d bytes (%.2f bits/entry), seq %d, %.1f s"
-          % (args.out, len(entries), len(img), len(img) * 8 / max(1, len(entries)), args.seq,
-             time.time() - t0))
-
-
-def cmd_delta(args):
-    base = Path(args.base).read_bytes()
-    img = build_delta(base, read_changes(args.csv), load_private(args.key or
-                      KEY_DIR / "blocklist.pem"), args.seq)
-    Path(args.out).write_bytes(img)
-    print("%s: delta seq %d on list %d, %d bytes" % (args.out, args.seq,
-                                                      fmt.Header(base, len(base)).seq, len(img)))
-
-
-def cmd_inspect(args):
-    img = Path(args.image).read_bytes()
-    h = fmt.Header(img, len(img))
-    kind = {fmt.KIND_FULL: "full", fmt.KIND_DELTA: "delta"}[h.kind]
-    print("%s list seq %d%s, %d bytes, issued %s UTC, max age %d s, key id %s" % (
-        kind, h.seq, " (base %d)" % h.base_seq if h.kind == fmt.KIND_DELTA else "", len(img),
-        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(h.issued)), h.max_age_s,
-        h.key_id.hex()))
-    acts = {v: k for k, v in fmt.ACTIONS.items()}
-    for cid, act, stale, flags, n, name in h.cats:
-        print("  %d %-15s %-6s stale->%-6s%s %8d entries" % (
-            cid, name, acts[act], acts[stale], " health" if flags & fmt.FLAG_HEALTH else "", n))
-    if h.kind == fmt.KIND_FULL:
-        n = sum(c[4] for c in h.cats)
-        print("  %d fingerprint pages, %.2f bits/entry, design false-positive rate %.2g"
-              % (h.npages, len(img) * 8 / max(n, 1), design_fp(img)))
-    if h.kind == fmt.KIND_DELTA:
-        print("  %d records" % h.nrec)
-    try:
-        verify_image(img, _pub_arg(args))
-        print("signature OK")
-    except (fmt.ListError, OSError) as e:
-        print("NOT VERIFIED: %s" % e)
-        return 1
-
-
-def cmd_check(args):
-    img = Path(args.image).read_bytes()
-    delta = Path(args.delta).read_bytes() if args.delta else None
-    cid = lookup(img, parse_ns(args.ns), args.ident.encode(), delta)
-    cats = {c[0]: c[5] for c in fmt.Header(img, len(img)).cats}
-    print("%s %s: %s" % (args.ns, args.ident, "listed in %d %s" % (cid, cats[cid]) if cid
-                         else "not listed"))
-
-
-def register(sub):
-    p = sub.add_parser("blocklist", help="build, sign, inspect and check blocklist images")
-    s = p.add_subparsers(dest="bl_cmd", required=True)
-    k = s.add_parser("keygen", help="generate the list signing key pair")
-    k.add_argument("--dir", default=str(KEY_DIR))
-    k.add_argument("--e", type=int, default=65537, choices=(3, 65537))
-    k.set_defaults(func=cmd_keygen)
-    b = s.add_parser("build", help="full list from a CSV namespace,identifier,category")
-    b.add_argument("csv")
-    b.add_argument("--out", required=True)
-    b.add_argument("--seq", type=int, required=True)
-    b.add_argument("--key")
-    b.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE)
-    b.add_argument("--fp", type=float, default=DEFAULT_FP)
-    b.set_defaults(func=cmd_build)
-    d = s.add_parser("delta", help="cumulative delta from a CSV add|remove,ns,identifier,cat")
-    d.add_argument("base")
-    d.add_argument("csv")
-    d.add_argument("--out", required=True)
-    d.add_argument("--seq", type=int, required=True)
-    d.add_argument("--key")
-    d.set_defaults(func=cmd_delta)
-    i = s.add_parser("inspect", help="print an image's header and verify it")
-    i.add_argument("image")
-    i.add_argument("--pub")
-    i.set_defaults(func=cmd_inspect)
-    c = s.add_parser("check", help="is an identifier listed?")
-    c.add_argument("image")
-    c.add_argument("ns")
-    c.add_argument("ident")
-    c.add_argument("--delta")
-    c.set_defaults(func=cmd_check)

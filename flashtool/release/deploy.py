@@ -1,4 +1,4 @@
-"""`flash.py deploy --port PORT`: first install of a reader over USB with mpremote: trusted
+"""The first install of a reader over USB with mpremote: trusted
 public keys, the site config, and a signed app bundle as the valid app in slot a, with progress.
 
 The boot record is written last: a deploy interrupted at any point leaves a reader that boots
@@ -10,7 +10,11 @@ import json
 import time
 from pathlib import Path
 
-from flashtool.shared import signedmanifest as sm
+from flashtool import use_lib
+
+use_lib("signedmanifest", "rsapkcs1")
+
+import signedmanifest as sm  # noqa: E402
 
 CHUNK = 1024
 
@@ -74,19 +78,3 @@ def deploy(port, bundle=None, config=None, keys=None, board="host", progress=pri
     finally:
         t.close()
     return version, total
-
-
-def register(sub):
-    p = sub.add_parser("deploy", help="first install over USB with mpremote (keys, config, app)")
-    p.add_argument("--port", required=True, help="serial device of the reader")
-    p.add_argument("--bundle", help="published tree holding app.sm and blobs/ (flash.py bundle)")
-    p.add_argument("--config", help="site config JSON for /config.json")
-    p.add_argument("--keys", help="directory of public key files (*.pub) to trust")
-    p.add_argument("--board", default="host")
-
-    def run(a):
-        version, total = deploy(a.port, a.bundle, a.config, a.keys, a.board)
-        print("deployed %d bytes%s" % (total, ", app version %d in slot a" % version
-                                         if version else ""))
-
-    p.set_defaults(func=run)

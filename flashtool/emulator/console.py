@@ -1,4 +1,5 @@
-"""`flash.py emulate`: the emulated reader with a dashboard, or a replayed scenario.
+"""The emulated reader at a terminal (`flash.py emulate`): a dashboard, a script, or a replayed
+scenario.
 
 Interactive (the default): boots the reader (MicroPython binary, compiled .mpy, emulated board)
 in real time with a demo station generated on first run, and shows the gate and the reader on a
@@ -18,8 +19,8 @@ import tty
 from rich.console import Console
 from rich.live import Live
 
-from flashtool import dashboard
-from flashtool.station import CARDS, CODES, Station
+from flashtool.emulator import dashboard
+from flashtool.emulator.station import CARDS, CODES, Station
 
 KEYS = [
     ("1", "card normal"), ("2", "card health-hold"), ("3", "card no-health-info"),
@@ -119,7 +120,7 @@ def scripted(args):
 
 def run(args):
     if args.scenario:
-        from flashtool import scenario_run
+        from flashtool.emulator import scenario_run
 
         return scenario_run.main(args)
     if args.script:
@@ -127,18 +128,3 @@ def run(args):
     if not sys.stdin.isatty():
         raise SystemExit("no terminal: use --script '...' or --scenario NAME")
     return interactive(args)
-
-
-def register(sub):
-    from flashtool.scenarios import NAMES
-
-    p = sub.add_parser("emulate", help="the emulated reader: dashboard, scripts, scenarios")
-    p.add_argument("--dir", default="var/emulator", help="station directory (keys, flash image)")
-    p.add_argument("--nfc", default="hsu", choices=("hsu", "i2c", "spi"))
-    p.add_argument("--fresh", action="store_true", help="start from a blank flash image")
-    p.add_argument("--health-off", action="store_true", help="run with the health rule off")
-    p.add_argument("--script", help="commands separated by ';' (card NAME, code KIND, ...)")
-    p.add_argument("--scenario", choices=NAMES)
-    p.add_argument("--riders", type=int, default=2000)
-    p.add_argument("--report", help="write a self-contained HTML report here")
-    p.set_defaults(func=run)

@@ -1,5 +1,6 @@
-"""`flash.py sign`: sign any artefact (list, delta, key set, config, firmware image) with the
-signed-manifest format, and (`sign index`) the top-level index that binds one release together.
+"""Signing (`flash.py sign`, `bundle`): any artefact (list, delta, key set, config, firmware
+image) in the signed-manifest format, and (`sign index`) the top-level index that binds one
+release together.
 
 Artefacts are published content-addressed under DIR/blobs/<sha256>, manifests as DIR/<name>.sm,
 the index as DIR/index.sm: a static tree any HTTP server or CDN can serve.
@@ -10,16 +11,15 @@ import json
 import time
 from pathlib import Path
 
-from flashtool.shared import rsapkcs1
-from flashtool.shared import signedmanifest as sm
+from flashtool import use_lib
+from flashtool.release.keys import load_private
+
+use_lib("signedmanifest", "rsapkcs1")
+
+import rsapkcs1  # noqa: E402
+import signedmanifest as sm  # noqa: E402
 
 DAY = 86400
-
-
-def load_private(path):
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.load_pem_private_key(Path(path).read_bytes(), None)
 
 
 def sign_body(body, key):
@@ -95,32 +95,3 @@ def _write(path, data):
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-
-
-def register(sub):
-    p = sub.add_parser("sign", help="sign an artefact (list, delta, keys, config, firmware) "
-                       "or the release index")
-    p.add_argument("what", choices=sorted(set(sm.KINDS) - {"app"}))
-    p.add_argument("files", nargs="*", help="target=path pairs (or paths)")
-    p.add_argument("--dir", required=True, help="publication directory (static tree)")
-    p.add_argument("--name", help="manifest name (default: the kind)")
-    p.add_argument("--key", required=True, help="private key PEM of the signing role")
-    p.add_argument("--version", type=int,
-                   help="required for artefacts; for the index default: the published one + 1")
-    p.add_argument("--counter", type=int, default=0)
-    p.add_argument("--board", default="host")
-    p.add_argument("--days", type=int, default=30, help="expiry from now")
-
-    def run(a):
-        kw = dict(board=a.board, counter=a.counter, days=a.days)
-        if a.what == "index":
-            version = a.version if a.version is not None else published_version(a.dir) + 1
-            path = sign_index(a.dir, version, a.key, **kw)
-        elif a.version is None:
-            raise SystemExit("--version is required for %s" % a.what)
-        else:
-            srcs = dict((f.split("=", 1) if "=" in f else (Path(f).name, f)) for f in a.files)
-            path = sign_files(a.dir, a.name or a.what, a.what, a.version, srcs, a.key, **kw)
-        print("signed %s (%d bytes)" % (path, path.stat().st_size))
-
-    p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""`flash.py serve --dir PUB`: the station update server crews run on a laptop or station PC.
+"""The station update server (`flash.py serve --dir PUB`) crews run on a laptop or station PC.
 
 Serves the published tree (index.sm, *.sm, blobs/<sha256>) as static files with Range and ETag
 support (any HTTP server or CDN could do this part; an unchanged index costs a 304), takes
@@ -161,22 +161,3 @@ def make_server(pub, data, host="0.0.0.0", port=8080):
     srv.daemon_threads = True
     srv.station = station
     return srv
-
-
-def register(sub):
-    p = sub.add_parser("serve", help="station update server (static artefacts, journal "
-                       "uploads, reader status)")
-    p.add_argument("--dir", required=True, help="published tree (flash.py bundle/sign --dir)")
-    p.add_argument("--data", default="var/station", help="where uploads and status are kept")
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8080)
-
-    def run(a):
-        srv = make_server(a.dir, a.data, a.host, a.port)
-        print("serving %s on http://%s:%d/ (status: /status)" % (a.dir, a.host, a.port))
-        try:
-            srv.serve_forever()
-        except KeyboardInterrupt:
-            pass
-
-    p.set_defaults(func=run)

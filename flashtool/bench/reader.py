@@ -13,9 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from flashtool.cmd_bench import CPU_FACTOR
+from flashtool import ROOT
+from flashtool.bench import CPU_FACTOR
 
-ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_US = 400  # 32-byte page program, typical
 ERASE_MS = 45  # 4 KiB sector erase, typical (400 worst case)
 

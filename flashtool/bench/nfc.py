@@ -9,11 +9,11 @@ the bus transfer time (bytes x bit time, counted by the simulator) is added beca
 simulator answers bus transactions without consuming reader time.
 """
 
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from flashtool import use_host_board
+
 CPU_FACTOR = 50
 
 # Test/bench workload run on the reader (entry "nfcload"): modes in board.settings["nfc_mode"].
@@ -117,7 +117,7 @@ def attach_presenter(reader, sim, make_card):
 
 
 def bench_transport(transport, taps, make_card):
-    sys.path[:0] = [str(ROOT / "boards" / "host")]
+    use_host_board()
     from sim import pn532
     from sim.runner import Reader
 
@@ -150,7 +150,7 @@ def _pct(xs, p):
 
 
 def run(args):
-    sys.path[:0] = [str(ROOT / "boards" / "host")]
+    use_host_board()
     from sim import cards
 
     taps = 8 if args.quick else 40

@@ -11,8 +11,8 @@ import re
 import textwrap
 import time
 
-from flashtool import report, scenarios
-from flashtool.station import Station
+from flashtool.emulator import report, scenarios
+from flashtool.emulator.station import Station
 from sim import cards
 
 VERDICT = re.compile(r"^I (\d+) gate verdict seq=(\d+) kind=(\d+) verdict=(\w+) reason=(\w+) "

@@ -11,9 +11,10 @@ import textwrap
 import threading
 from pathlib import Path
 
-from flashtool import cmd_blocklist as bl
-from flashtool import cmd_codes as codes
-from flashtool import cmd_keygen, cmd_serve, cmd_sign
+from flashtool.codes import issuer as codes
+from flashtool.lists import blocklist as bl
+from flashtool.release import keys, sign
+from flashtool.server import httpd
 from sim import cards, pn532, scanengine
 from sim.runner import Reader
 from sim.world import Gate, Scheduler
@@ -101,15 +102,15 @@ class Station:
         k = self.keys
         if not (k / "blocklist.pem").exists():
             bl.keygen(k, "blocklist")
-        self.list_priv = bl.load_private(k / "blocklist.pem")
+        self.list_priv = keys.load_private(k / "blocklist.pem")
         for name in ("root", "issuer"):
             if not (k / ("rides-%s.json" % name)).exists():
                 codes.save_key(codes.gen_rsa(e=3), k / ("rides-%s.json" % name))
         if not (k / "app.pem").exists():
-            cmd_keygen.keygen(k, "app")  # signs the update server's index
+            keys.keygen(k, "app")  # signs the update server's index
         self.root = codes.load_key(k / "rides-root.json")
         self.issuer = codes.load_key(k / "rides-issuer.json")
-        self.master = codes._master(k)
+        self.master = codes.day_master(k)
 
     def now(self):
         """UTC seconds on the reader's clock (what its RTC says now)."""
@@ -227,8 +228,8 @@ class Station:
         pub = self.dir / "published"
         pub.mkdir(exist_ok=True)
         if not (pub / "index.sm").exists():
-            cmd_sign.sign_index(pub, 1, self.keys / "app.pem")  # nothing published yet
-        srv = cmd_serve.make_server(pub, self.dir / "server", "127.0.0.1", self._port)
+            sign.sign_index(pub, 1, self.keys / "app.pem")  # nothing published yet
+        srv = httpd.make_server(pub, self.dir / "server", "127.0.0.1", self._port)
         self._port = srv.server_address[1]
         self.url = "http://127.0.0.1:%d" % self._port
         threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -248,9 +249,9 @@ class Station:
         self.list_seq += 1
         path = self.dir / ("list%d.bin" % self.list_seq)
         path.write_bytes(self.list_image(self.list_seq, extra))
-        cmd_sign.sign_files(pub, "list", "list", self.list_seq, {"list.bin": path},
+        sign.sign_files(pub, "list", "list", self.list_seq, {"list.bin": path},
                             self.keys / "blocklist.pem")
-        cmd_sign.sign_index(pub, cmd_sign.published_version(pub) + 1, self.keys / "app.pem")
+        sign.sign_index(pub, sign.published_version(pub) + 1, self.keys / "app.pem")
         return self.list_seq
 
     def push_list(self, extra=()):

@@ -1,0 +1,1 @@
+"""Ride codes as an issuer and a rider app make them: keys, certificates, key sets, codes."""

@@ -1,0 +1,1 @@
+"""Signed lists for the readers: blocklist images and deltas."""

@@ -1,0 +1,1 @@
+"""The station server: published artefacts out, journal uploads and reader status in."""

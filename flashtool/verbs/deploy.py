@@ -1,0 +1,20 @@
+"""`flash.py deploy --port DEV`: the first install of a reader over USB with mpremote (keys,
+config, app into slot a)."""
+
+from flashtool.release.deploy import deploy
+
+
+def register(sub):
+    p = sub.add_parser("deploy", help="first install over USB with mpremote (keys, config, app)")
+    p.add_argument("--port", required=True, help="serial device of the reader")
+    p.add_argument("--bundle", help="published tree holding app.sm and blobs/ (flash.py bundle)")
+    p.add_argument("--config", help="site config JSON for /config.json")
+    p.add_argument("--keys", help="directory of public key files (*.pub) to trust")
+    p.add_argument("--board", default="host")
+
+    def run(a):
+        version, total = deploy(a.port, a.bundle, a.config, a.keys, a.board)
+        print("deployed %d bytes%s" % (total, ", app version %d in slot a" % version
+                                         if version else ""))
+
+    p.set_defaults(func=run)
