@@ -1,0 +1,1 @@
+"""Turning the source tree into what a board runs: the manifest evaluator and mpy-cross."""
