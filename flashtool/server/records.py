@@ -1,0 +1,85 @@
+"""Journal records as they arrive from readers: the one host-side checker and decoder.
+
+A journal is a sequence of 32-byte records, each with its own magic byte (its kind) and a
+CRC-32 of bytes 0..27 at 28 (firmware/journal.py, docs/reader.md). The server checks magic and
+CRC generically and stores the raw bytes; only the fleet page and audits decode the fields, all
+through `decode()`, so a new record kind is one entry in KINDS.
+"""
+
+import struct
+import zlib
+from pathlib import Path
+
+REC = 32
+SEQ_OFF = 4  # every kind carries its journal sequence here (u32, little-endian)
+
+# Refusal reasons (what the reader is told; it keeps the record)
+PARTIAL = "partial record"
+BAD_MAGIC = "unknown record kind"
+BAD_CRC = "bad CRC"
+
+
+def _verdict(raw):
+    (magic, verdict, reason, mode, seq, t, key, list_seq, kind, category, ms,
+     station) = struct.unpack_from("<BBBBIIIIBBHH", raw)
+    return {"seq": seq, "time": t, "key": key, "verdict": _name(VERDICTS, verdict),
+            "reason": _name(reason_names(), reason), "mode": _name(MODES, mode),
+            "list": list_seq, "kind": kind, "category": category, "ms": ms,
+            "station": station}
+
+
+KINDS = {0x52: ("verdict", _verdict)}
+VERDICTS = {1: "PASS", 2: "DENY", 3: "MANUAL", 4: "EVENT"}
+MODES = {0: "normal", 1: "manual", 2: "emergency", 3: "closed"}
+
+
+def check(raw):
+    """None when `raw` is one whole record of a known kind with a good CRC, else the reason."""
+    if len(raw) != REC:
+        return PARTIAL
+    if raw[0] not in KINDS:
+        return BAD_MAGIC
+    if zlib.crc32(raw[:28]) != int.from_bytes(raw[28:32], "little"):
+        return BAD_CRC
+    return None
+
+
+def seq(raw):
+    return int.from_bytes(raw[SEQ_OFF:SEQ_OFF + 4], "little")
+
+
+def decode(raw):
+    """A checked record -> dict of its fields (with "type": the kind's name)."""
+    name, fn = KINDS[raw[0]]
+    d = fn(raw)
+    d["type"] = name
+    return d
+
+
+def _name(table, v):
+    return table.get(v, str(v))
+
+
+_REASONS = {}
+
+
+def reason_names():
+    """Reason code -> name, read from the firmware's own table (firmware/reasons.py) so the
+    back office never keeps a second copy of the numbers."""
+    if not _REASONS:
+        src = Path(__file__).resolve().parents[2] / "firmware" / "reasons.py"
+        ns = {}
+        code = src.read_text(encoding="utf-8").replace("from micropython import const", "")
+        exec(compile(code, str(src), "exec"), {"const": lambda x: x}, ns)  # noqa: S102
+        skip = set(VERDICTS.values())
+        _REASONS.update({v: k for k, v in ns.items()
+                         if k.isupper() and isinstance(v, int) and k not in skip})
+    return _REASONS
+
+
+def make(seq_no, verdict=1, reason=0, mode=0, t=0, key=0, list_seq=0, kind=1, category=0,
+         ms=0, station=0):
+    """A verdict record exactly as firmware/journal.py writes it (for tests, bench, tools)."""
+    body = struct.pack("<BBBBIIIIBBHH", 0x52, verdict, reason, mode, seq_no, t, key, list_seq,
+                       kind, category, min(ms, 0xFFFF), station) + b"\xff\xff"
+    return body + zlib.crc32(body).to_bytes(4, "little")
