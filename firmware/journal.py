@@ -10,8 +10,13 @@ record slots; the last two sectors of the partition hold the upload cursor as a 
 of (acked seq, ~acked seq) pairs. Boot finds the head from the sector headers and the write
 slot by binary search (slots fill in order); every record carries its sequence and a CRC-32.
 A sector still holding records the server has not acknowledged is never erased.
+
+Every sector header also carries the journal's epoch, a random number drawn when a blank
+journal opens its first sector: sequences restart at 1 only in a new journal, so the server
+keys records by (reader, epoch, seq) and an erased journal never collides with its past.
 """
 
+import os
 from array import array
 
 from micropython import const
@@ -26,6 +31,7 @@ _ENTRIES = const(512)  # cursor entries per sector
 _SCAN = const(256)
 _MAGIC_REC = const(0x52)  # 'R'
 _HDR_MAGIC = b"JRN1"
+_LEGACY = const(0x3FFFFFFF)  # the epoch of a journal written before epochs (0xFF.. in flash)
 
 
 class JournalError(OSError):
@@ -111,6 +117,13 @@ def _blank(b, off, n):
     return True
 
 
+def _fresh_epoch():
+    """1 .. 2^30-2 from the hardware RNG (os.urandom; the ESP32's is a true RNG): a small
+    integer on a 32-bit port, so writing a header never allocates."""
+    b = os.urandom(4)
+    return ((b[0] | (b[1] << 8) | (b[2] << 16) | ((b[3] & 0x3F) << 24)) % (_LEGACY - 1)) + 1
+
+
 def decode(r):
     """A raw 32-byte record -> (seq, time, key, verdict, reason, mode, list_seq, kind,
     category, ms, station). time 0 = no trusted time."""
@@ -139,7 +152,8 @@ class Journal:
 
     # -- boot --------------------------------------------------------------------------------
     def _header(self, pos):
-        """(sseq, first_seq) of the sector at pos, or None when it has no valid header."""
+        """(sseq, first_seq) of the sector at pos, or None when it has no valid header (the
+        epoch is left at self._hdr[12:16])."""
         h = self._hdr
         self._p.readblocks(pos, h, 0)
         m = _HDR_MAGIC
@@ -172,7 +186,8 @@ class Journal:
                 tail = h[0]
         self.spare_ready = False
         if head is None:
-            # blank journal: the first append opens sector sseq 1
+            # blank journal: the first append opens sector sseq 1 (and draws the epoch)
+            self.epoch = 0
             self.head = 0
             self.tail = 1
             self._first = 1
@@ -182,6 +197,9 @@ class Journal:
         self.head, self._first = head
         self.tail = tail
         pos = self.head % self.sectors
+        self._header(pos)
+        h = self._hdr
+        self.epoch = _LEGACY if h[15] == 0xFF else _get32(h, 12)
         lo, hi = 1, SLOTS  # first blank slot: slots before it were programmed in order
         while lo < hi:
             mid = (lo + hi) // 2
@@ -261,8 +279,11 @@ class Journal:
         m = _HDR_MAGIC
         for i in range(REC):
             h[i] = m[i] if i < 4 else 0xFF
+        if not self.epoch:
+            self.epoch = _fresh_epoch()
         _put32(h, 4, nxt)
         _put32(h, 8, self.next_seq)
+        _put32(h, 12, self.epoch)
         _crc_put(h, 0, 28)
         self._p.writeblocks(nxt % self.sectors, h, 0)
         if self.head == 0:

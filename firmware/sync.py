@@ -16,11 +16,16 @@ saved every CHECKPOINT bytes and once more when a transfer breaks. A resume re-r
 prefix from flash into every hash (never trusted) and asks for the rest with `Range: bytes=N-`;
 any refusal of a download (digest, signature, length, a 200 where 206 was asked) drops the
 record so the next attempt starts from byte 0.
+
+Uploads and status reports are signed with the reader's own key (/keys/upload.key, put there at
+provisioning): HMAC-SHA256 over method, path, reader id, key id, boot epoch (/ota/boot, one more
+at every boot), a request counter and the body (`_sign`; the server's flashtool/server/auth.py
+checks the same bytes). The journal cursor moves only to what the server says it committed; a
+record the server refuses (422: bad CRC, unknown kind) stays in the journal.
 """
 
 import asyncio
 import gc
-import hashlib
 import json
 
 import appstage
@@ -31,6 +36,7 @@ import ota
 import signedmanifest as sm
 import slog
 from micropython import const
+from ridecode.hmac256 import hmac_sha256
 
 log = slog.Logger("sync")
 
@@ -39,6 +45,9 @@ TIMEOUT_MS = 5000  # per connect / per chunk: a server that stalls longer is aba
 MAX_BACKOFF_S = 900
 BATCH = 64  # journal records per upload
 INDEX = "/ota/index.sm"  # the last index fully applied (skip re-verifying an unchanged one)
+INDEX_TAG = "/ota/index.tag"  # the server's ETag for it (conditional GET: 304 when unchanged)
+UPLOAD_KEY = "/keys/upload.key"  # {"reader", "kid", "key": hex}: this reader's upload key
+BOOT = "/ota/boot"  # boot epoch of the signed requests: one more at every boot
 FIRMWARE = "/ota/firmware"  # version of the last full-firmware image staged
 _HDR_MAX = const(1024)
 # Progress records are written to LittleFS every CHECKPOINT bytes durably in flash (a whole
@@ -77,6 +86,10 @@ class Sync:
         self.host, self.port, self.prefix = parse_url(cfg["sync_url"])
         self.rid = cfg["reader_id"]
         self.buf = bytearray(_BUF)
+        self.etag = None  # of the last response
+        self._key = None  # (kid, key) once loaded
+        self._boot = 0
+        self._ctr = 0
         self.index_version = 0
         self.fails = 0
         self.last_ok = None  # ticks_ms of the last good cycle
@@ -112,12 +125,17 @@ class Sync:
         have = files.read(INDEX)
         tag = None
         if have is not None:
-            tag = '"%s"' % sm._hex(hashlib.sha256(have).digest())
+            tag = files.read(INDEX_TAG)  # the server's own ETag: any static server or CDN
+            tag = tag.decode() if tag else None
             if not self.index_version:  # verified when it was stored
                 self.index_version = json.loads(have[have.index(b"\n") + 1:])["version"]
         raw = await self.get_small("/index.sm", sm.MAX_MANIFEST, tag)
-        if raw is None or raw == have:
-            return False  # 304 Not Modified (or the same bytes): nothing new
+        if raw is None:
+            return False  # 304 Not Modified: nothing new
+        itag = self.etag
+        if raw == have:
+            _keep_tag(itag)
+            return False
         await self._quiet()  # a signature check is ~50 ms of CPU on the ESP32: not mid-tap
         gc.collect()  # keys and the big-integer check need a few contiguous 0.5 KB blocks
         keys = ota.load_keys()
@@ -151,7 +169,8 @@ class Sync:
         await asyncio.sleep_ms(0)
         if not deferred:  # else the same index is applied again on a later cycle
             files.mkdir(ota.STATE_DIR)
-            files.replace(INDEX, raw)
+            files.replace(INDEX, raw)  # first: a tag must never vouch for an index not kept
+            _keep_tag(itag)
             self.index_version = idx.version
         log.info("index", "version=%d deferred=%d", idx.version, deferred)
         if staged:
@@ -336,10 +355,14 @@ class Sync:
             if not recs:
                 return
             last = int.from_bytes(recs[-1][4:8], "little")
-            reply = await self.post("/journal/" + self.rid, b"".join(recs))
-            acked = min(int(json.loads(reply)["acked"]), last)
-            j.ack(acked)  # only what the server confirmed it holds
+            status, reply = await self.post("/journal/" + self.rid, b"".join(recs), j.epoch)
+            reply = json.loads(reply)
+            acked = min(int(reply["acked"]), last)
+            j.ack(acked)  # only what the server says it committed
             log.info("upload", "records=%d acked=%d backlog=%d", len(recs), acked, j.backlog())
+            if status == 422:  # a record refused (bad CRC, unknown kind): kept here
+                log.warn("upload", "refused record %s: %s", reply.get("refused"),
+                         reply.get("error"))
             if acked < last:
                 return
 
@@ -350,6 +373,32 @@ class Sync:
               "backlog": self.journal.backlog() if self.journal is not None else None,
               "time": self.board.clock.time()}
         await self.post("/status/" + self.rid, json.dumps(st).encode())
+
+    def _sign(self, method, path, jepoch, body):
+        """The Authorization value: this reader's MAC over the request (flashtool/server/
+        auth.py checks the same bytes). Without a provisioned key: None (the server refuses)."""
+        if self._key is None:
+            raw = files.read(UPLOAD_KEY)
+            if raw is None:
+                return None
+            k = json.loads(raw)
+            if k["reader"] != self.rid:
+                log.error("auth", "upload key is for %s, not %s", k["reader"], self.rid)
+                return None
+            self._key = (int(k["kid"]), bytes.fromhex(k["key"]))
+        if not self._boot:  # once per boot: a counter that never repeats across reboots
+            try:
+                self._boot = int(files.read(BOOT) or b"0") + 1
+            except ValueError:
+                self._boot = 1
+            files.mkdir(ota.STATE_DIR)
+            files.replace(BOOT, str(self._boot))
+        self._ctr += 1
+        kid, key = self._key
+        head = "RDR1\n%s\n%s%s\n%s\n%d\n%d\n%d\n%d\n" % (
+            method, self.prefix, path, self.rid, kid, self._boot, self._ctr, jepoch)
+        mac = sm._hex(hmac_sha256(key, head.encode(), body))
+        return "Reader %s %d %d %d %s" % (self.rid, kid, self._boot, self._ctr, mac)
 
     # --- HTTP -----------------------------------------------------------------------------------
     async def get_small(self, path, cap, etag=None):
@@ -364,22 +413,34 @@ class Sync:
         finally:
             await _close(w)
 
-    async def post(self, path, body):
-        r, w, status, length = await self.request("POST", path, body)
+    async def post(self, path, body, jepoch=None):
+        """A signed POST; (status, reply body) for 200, or 422 on a journal upload (a record
+        refused: the reply says how far the batch was committed)."""
+        auth = self._sign("POST", path, 0 if jepoch is None else jepoch, body)
+        r, w, status, length = await self.request("POST", path, body, auth=auth,
+                                                  jepoch=jepoch)
         try:
-            if status != 200:
-                raise SyncError(E_HTTP, "POST %s: %d" % (path, status))
-            return await _read_capped(r, length, 1024, self.buf)
+            if status != 200 and not (status == 422 and jepoch is not None):
+                reply = await _read_capped(r, length, 1024, self.buf)
+                raise SyncError(E_HTTP, "POST %s: %d %s" % (path, status, reply[:80]))
+            return status, await _read_capped(r, length, 1024, self.buf)
         finally:
             await _close(w)
 
-    async def request(self, method, path, body=None, start=0, etag=None):
-        """Send one request (Connection: close); returns (reader, writer, status, length)."""
+    async def request(self, method, path, body=None, start=0, etag=None, auth=None,
+                      jepoch=None):
+        """Send one request (Connection: close); returns (reader, writer, status, length)
+        and keeps the reply's ETag in self.etag."""
         r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
                                          TIMEOUT_MS)
+        self.etag = None
         try:
             head = "%s %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
                 method, self.prefix, path, self.host)
+            if auth:
+                head += "Authorization: %s\r\n" % auth
+            if jepoch is not None:
+                head += "Journal-Epoch: %d\r\n" % jepoch
             if start:
                 head += "Range: bytes=%d-\r\n" % start
             if etag:
@@ -406,12 +467,22 @@ class Sync:
                 if h in (b"\r\n", b"\n"):
                     break
                 k, _, v = h.partition(b":")
-                if k.strip().lower() == b"content-length":
+                k = k.strip().lower()
+                if k == b"content-length":
                     length = int(v.strip())
+                elif k == b"etag" and len(v) < 100:
+                    self.etag = v.strip().decode()
             return r, w, status, length
         except BaseException:
             await _close(w)
             raise
+
+
+def _keep_tag(tag):
+    if tag:
+        files.replace(INDEX_TAG, tag)
+    else:
+        files.remove(INDEX_TAG)
 
 
 async def _read_capped(r, length, cap, buf):

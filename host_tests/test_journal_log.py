@@ -189,3 +189,30 @@ except journal.JournalError as e:
     print("refused", e.errno)
 """ % bad)
     assert "refused 22" in out
+
+
+def test_journal_epoch_kept_across_reboots_and_recycling_new_after_erase(mp, tmp_path):
+    """The epoch the server keys records by: drawn when a blank journal opens its first sector,
+    the same after reboots and after every sector was recycled, a new one once the partition
+    is erased (sequences restart at 1 then)."""
+    out = mp(setup(tmp_path) + """
+j = journal.Journal(P, 4)
+print("BLANK", j.epoch)
+rec(j, 0)
+e1 = j.epoch
+print("BOOT", journal.Journal(P, 4).epoch == e1, 0 < e1 < 0x3FFFFFFF)
+for i in range(1, 600):      # every record sector recycled several times
+    rec(j, i)
+    j.ack(j.next_seq - 1)
+    j.prepare()
+print("WRAP", journal.Journal(P, 4).epoch == e1, j.next_seq)
+for b in range(16):
+    P.ioctl(6, b)
+j = journal.Journal(P, 4)
+rec(j, 0)
+print("ERASED", j.next_seq, j.epoch != e1, journal.Journal(P, 4).epoch == j.epoch)
+""")
+    assert "BLANK 0" in out
+    assert "BOOT True True" in out
+    assert "WRAP True 601" in out
+    assert "ERASED 2 True True" in out

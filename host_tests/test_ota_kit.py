@@ -32,6 +32,9 @@ def keys(tmp_path_factory):
     keygen(d, "app")
     keygen(d, "list")
     keygen(d / "evil", "app")  # a well-formed key the reader does not trust
+    from station_kit import provision_upload_key
+
+    provision_upload_key(d)  # the reader's upload key (upload.key) and the server's ring
     return d
 
 
@@ -143,8 +146,8 @@ def workload_dir(tmp, pub=None, keys=None):
     if keys is not None:
         kd = d / "keys"
         kd.mkdir(exist_ok=True)
-        for role in ("app", "list"):
-            shutil.copy(Path(keys) / (role + ".pub"), kd / (role + ".pub"))
+        for name in ("app.pub", "list.pub", "upload.key"):
+            shutil.copy(Path(keys) / name, kd / name)
     return d
 
 

@@ -1,15 +1,16 @@
-"""The emulated reader (MicroPython, compiled firmware) syncing with `flash.py serve` over
-loopback TCP: a new app and a new list arrive and take effect, journal records reach the server
-exactly once, a reject keeps the old state, and a dead, silent or lying server ends in a clean
-failure while the event loop keeps serving a tap-like task (the loop's worst lateness is a
-figure printed by `flash.py bench ota`, not a timed assertion)."""
+"""The emulated reader (MicroPython, compiled firmware) syncing with the station server
+(flashtool/server) over loopback TCP: a new app and a new list arrive and take effect, signed
+journal records reach the server exactly once, a reject keeps the old state, and a dead,
+silent or lying server ends in a clean failure while the event loop keeps serving a tap-like
+task (the loop's worst lateness is a figure printed by `flash.py bench ota`, not a timed
+assertion)."""
 
 import json
 import socket
 import threading
-import urllib.request
 
 import pytest
+from station_kit import station  # noqa: F401  (fixture)
 from test_ota_kit import (  # noqa: F401  (fixtures)
     keys,
     ota_reader,
@@ -20,21 +21,8 @@ from test_ota_kit import (  # noqa: F401  (fixtures)
 )
 
 from flashtool.release.sign import sign_files, sign_index
-from flashtool.server.httpd import make_server
 
 MIN_TAP_TURNS = 20  # the tap task ran all along: the sync never held the loop for long
-
-
-@pytest.fixture
-def station(tmp_path):
-    pub = tmp_path / "pub"
-    pub.mkdir()
-    srv = make_server(pub, tmp_path / "station", "127.0.0.1", 0)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv, pub, "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
 
 
 def sync(reader, extra, url, **kw):
@@ -80,26 +68,15 @@ def test_app_list_and_journal_over_http(ota_reader, station, tmp_path, keys):  #
     reader.stop()
 
     # ten more records; the unchanged index costs a 304 (no body), nothing is fetched again
-    held = srv.station.records["R7"]
-    assert sorted(held) == list(range(1, 11))
-    handler = srv.RequestHandlerClass
-    real_send, sent = handler._send, []
-
-    def spy(self, code, body, *a, **kw):
-        sent.append((self.command, self.path, code, len(body)))
-        return real_send(self, code, body, *a, **kw)
-
-    handler._send = spy
-    try:
-        code, lines, info, stall = sync(reader, extra, url, records=10, lists=1)
-    finally:
-        handler._send = real_send
-    gets = [s for s in sent if s[0] == "GET"]
-    assert gets == [("GET", "/index.sm", 304, 0)], sent
+    assert srv.seqs() == list(range(1, 11))
+    del srv.log.log[:]
+    code, lines, info, stall = sync(reader, extra, url, records=10, lists=1)
+    assert srv.log.gets() == [("GET", "/index.sm", None, 304, 0)], srv.log.log
     assert code == 0 and info["backlog"] == "0" and info["app"] == "2", lines
-    assert sorted(held) == list(range(1, 21))
-    status = json.loads(urllib.request.urlopen(url + "/status").read())
-    assert status["readers"]["R7"]["app"] == 2 and status["readers"]["R7"]["list"] == 5
+    assert srv.seqs() == list(range(1, 21))
+    row = srv.fleet()["R7"]
+    assert row["app"] == 2 and row["list"] == 5 and row["held"] == 20 and row["backlog"] == 0
+    assert row["auth_failures"] == 0 and row["conflicts"] == 0
 
 
 def test_lost_ack_is_not_a_lost_record(ota_reader, station, tmp_path, keys):  # noqa: F811
@@ -110,23 +87,15 @@ def test_lost_ack_is_not_a_lost_record(ota_reader, station, tmp_path, keys):  # 
     assert wl(ota_reader, extra, "provision")[0] == 0
     publish_app(pub, 2, keys / "app.pem", tmp_path / "b2", tagged_app("v2"))
     sign_index(pub, 1, keys / "app.pem")
-    st = srv.station
-    real = st.add_records
-    calls = []
-
-    def drop_reply(rid, body):
-        calls.append(len(body))
-        out = real(rid, body)
-        if len(calls) == 1:
-            raise ConnectionAbortedError("reply lost")
-        return out
-
-    st.add_records = drop_reply
+    srv.log.lose_next_reply("/journal/")
     code, lines, info, _ = sync(ota_reader, extra, url, records=5)
     assert info["backlog"] == "5", lines  # not acknowledged: still pending on the reader
+    assert srv.seqs() == [1, 2, 3, 4, 5]  # yet committed on the server
     code, lines, info, _ = sync(ota_reader, extra, url, records=0)
     assert info["backlog"] == "0", lines
-    assert sorted(st.records["R7"]) == [1, 2, 3, 4, 5] and len(calls) == 2
+    posts = [x for x in srv.log.log if x[1] == "/journal/R7"]
+    assert [x[3] for x in posts] == ["lost", 200], posts
+    assert srv.seqs() == [1, 2, 3, 4, 5] and srv.fleet()["R7"]["held"] == 5
 
 
 def test_rejected_index_keeps_everything(ota_reader, station, tmp_path, keys):  # noqa: F811
@@ -212,33 +181,14 @@ def test_interrupted_download_resumes_with_range(ota_reader, station, tmp_path, 
     sign_index(pub, 1, keys / "app.pem")
     files = json.loads(manifest.read_bytes().split(b"\n", 1)[1])["files"]
     big = max(files, key=lambda f: f[1])
-    handler = srv.RequestHandlerClass
-    real_get = handler.do_GET
-    seen = []
-
-    def flaky_get(self):
-        seen.append((self.path, self.headers.get("Range")))
-        if self.path.endswith(big[2]) and len([p for p, _ in seen if p == self.path]) == 1:
-            data = (pub / "blobs" / big[2]).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.close_connection = True
-            return  # connection closes short: the reader sees a truncated body
-        return real_get(self)
-
-    handler.do_GET = flaky_get
-    try:
-        code, lines, info, _ = sync(ota_reader, extra, url)
-        assert info["app"] == "0" and any(ln.startswith("CYCLE fail") for ln in lines), lines
-        code, lines, info, _ = sync(ota_reader, extra, url)
-    finally:
-        handler.do_GET = real_get
+    srv.log.cut_next(big[2], big[1] // 2)  # the connection closes short: a truncated body
+    code, lines, info, _ = sync(ota_reader, extra, url)
+    assert info["app"] == "0" and any(ln.startswith("CYCLE fail") for ln in lines), lines
+    code, lines, info, _ = sync(ota_reader, extra, url)
     assert code == 5 and info["app"] == "2", lines
-    ranges = [r for p, r in seen if p.endswith(big[2])]
-    assert ranges[0] is None and ranges[1] and ranges[1].startswith("bytes="), ranges
-    assert 0 < int(ranges[1][6:-1]) <= big[1] // 2 + 4096
+    gets = srv.log.blob(big[2])
+    assert gets[0][0] is None and gets[1][1] == 206, gets
+    assert 0 < gets[1][0] <= big[1] // 2 + 4096
 
 
 def test_firmware_image_over_http(ota_reader, station, tmp_path, keys):  # noqa: F811
@@ -287,7 +237,7 @@ def test_power_cut_during_sync(ota_reader, station, tmp_path, keys, points):  # 
     cut_runs = 0
     for cut in cuts:
         shutil.copy(snap, reader.image)
-        srv.station.records.clear()
+        srv.forget()
         code, lines, info, _ = sync(reader, extra, url, records=6, lists=1, cut_at=cut)
         if code != 3:
             continue  # this run needed fewer operations (journal appends vary with state)
@@ -296,8 +246,8 @@ def test_power_cut_during_sync(ota_reader, station, tmp_path, keys, points):  # 
         assert info["list"] == "5" and info["backlog"] == "0", (cut, lines)
         if code == 0:  # staged before the cut: the app is waiting for its reset
             assert info["app"] == "2", (cut, lines)
-        held = srv.station.records.get("R7", {})
-        assert sorted(held) == list(range(1, len(held) + 1)), (cut, sorted(held))
+        held = srv.seqs()
+        assert held == list(range(1, len(held) + 1)), (cut, held)
         reader.reboot(reset_cause="soft")
         reader.wait_for(lambda ln: ln == "APP v2")
         reader.stop()

@@ -1,5 +1,5 @@
 """Resumed downloads of full-firmware images and block lists (emulated reader on MicroPython,
-real TCP against `flash.py serve`): a transfer cut mid-body (connection dropped, server
+real TCP against the station server): a transfer cut mid-body (connection dropped, server
 stalled) or a reader that lost power mid-list resumes on the next cycle with a Range request
 from a sector boundary; the prefix already in flash is re-read and re-hashed, never trusted,
 so a prefix corrupted while the reader was off is refused by digest and the next attempt
@@ -11,18 +11,18 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from station_kit import station  # noqa: F401  (fixture)
 from test_ota_kit import (  # noqa: F401  (fixtures)
     keys,
     ota_reader,
     wl,
     workload_dir,
 )
-from test_sync_e2e import publish_list, station, sync  # noqa: F401  (fixture)
+from test_sync_e2e import publish_list, sync
 
 from flashtool.release.sign import sign_files, sign_index
 from sim import tables
@@ -202,67 +202,6 @@ def expect(seq):
     return {OLD: LISTED, NEW: CLEAR} if seq == 3 else {OLD: CLEAR, NEW: LISTED}
 
 
-class BlobLog:
-    """The station's request log (every GET: path, Range header, status, body bytes sent)
-    and a fault for the next GET of one blob: after `cut` bytes of its body the connection
-    is dropped ("drop") or the server stops sending ("stall") until the reader gives up."""
-
-    def __init__(self, srv, pub):
-        self.pub = pub
-        self.handler = srv.RequestHandlerClass
-        self.real_get = self.handler.do_GET
-        self.real_send = self.handler._send
-        self.log = []
-        self.fault = None
-        lock = threading.Lock()
-        log = self.log
-        me = self
-
-        def do_get(h):
-            with lock:
-                fault = me.fault
-                if fault and h.path.endswith(fault[0]):
-                    me.fault = None
-                else:
-                    fault = None
-            if fault is None:
-                return me.real_get(h)
-            sha, cut, how = fault
-            data = (me.pub / "blobs" / sha).read_bytes()
-            log.append((h.path, h.headers.get("Range"), 200, cut))
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data[:cut])
-            h.wfile.flush()
-            if how == "stall":
-                time.sleep(2.0)  # the reader's per-chunk timeout (timeout_ms) runs out first
-            h.close_connection = True
-
-        def send(h, code, body, *a, **kw):
-            if h.command == "GET":
-                log.append((h.path, h.headers.get("Range"), code, len(body)))
-            return me.real_send(h, code, body, *a, **kw)
-
-        self.handler.do_GET = do_get
-        self.handler._send = send
-
-    def cut_next(self, sha, cut, how="drop"):
-        self.fault = (sha, cut, how)
-
-    def blob(self, sha):
-        """[(range start or None, status, bytes sent)] of the GETs of blobs/<sha>."""
-        out = []
-        for path, rng, code, n in self.log:
-            if path.endswith("/blobs/" + sha):
-                out.append((int(rng[6:-1]) if rng else None, code, n))
-        return out
-
-    def close(self):
-        self.handler.do_GET = self.real_get
-        self.handler._send = self.real_send
-
-
 class Env:
     """What a resume test works with: the reader, its /extra, the station and its log."""
 
@@ -272,14 +211,12 @@ class Env:
         self.tmp = tmp
         self.keys = kd
         self.extra = resume_dir(tmp, self.pub, kd)
-        self.log = BlobLog(self.srv, self.pub)
+        self.log = self.srv.log
 
 
 @pytest.fixture
 def env(ota_reader, station, tmp_path, keys):  # noqa: F811
-    e = Env(ota_reader, station, tmp_path, keys)
-    yield e
-    e.log.close()
+    return Env(ota_reader, station, tmp_path, keys)
 
 
 def big_list(n=FILLER):

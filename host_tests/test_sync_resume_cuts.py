@@ -5,17 +5,18 @@ After each cut the reader reboots with exactly the old or the new list, decides 
 the next cycle resumes again (never from byte 0) and ends with the new list.
 
 One MicroPython process runs the whole loop (rswl `rescut`: LittleFS and both list slots are
-restored from a snapshot between cut points) against `flash.py serve` over real TCP; the short
+restored from a snapshot between cut points) against the station server over real TCP; the short
 form cuts at every third operation, the long form (make check-long) at every one, with a
 bigger list (three checkpoints in the resumed part)."""
 
 import pytest
 from conftest import LONG
+from station_kit import station  # noqa: F401  (fixture)
 from test_ota_kit import (  # noqa: F401  (fixtures)
     keys,
     ota_reader,
 )
-from test_sync_e2e import station, sync  # noqa: F401  (fixture)
+from test_sync_e2e import sync
 from test_sync_resume import (
     CHECKPOINT,
     NEW,

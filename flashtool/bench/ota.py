@@ -1,7 +1,7 @@
 """`flash.py bench ota`: what an update costs. Signature checks and hashing on host MicroPython
 (from the compiled build), artefact sizes of the current build, bytes per reader per day, and
 the event loop's worst lateness while the emulated reader syncs an app update from
-`flash.py serve` over loopback.
+`the station server` over loopback.
 
 ESP32 estimate = host MicroPython CPU time x 50 (x 200 for big-integer arithmetic), as the
 project rule says; host timings are noisy on a shared 2-core machine.
@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -99,20 +98,21 @@ def _sizes(tmp):
 
 def _poll_bytes(pub, idx):
     """Bytes both ways of one poll as the reader sends it (request + reply), measured against
-    flash.py serve: a full GET of index.sm and a conditional GET answered 304."""
-    import hashlib
+    the station server: a full GET of index.sm and a conditional GET (the ETag it sent)
+    answered 304."""
     import socket
 
-    from flashtool.server.httpd import make_server
+    from flashtool.server.app import StationServer
 
-    srv = make_server(pub, pub.parent / "station", "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    tag = '"%s"' % hashlib.sha256(idx.read_bytes()).hexdigest()
+    srv = StationServer(pub, pub.parent / "station", port=0)
+    srv.start()
+    tag = None
     out = []
-    for extra in ("", "If-None-Match: %s\r\n" % tag):
+    for _ in range(2):
+        extra = "If-None-Match: %s\r\n" % tag if tag else ""
         req = ("GET /index.sm HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n"
                % extra).encode()
-        s = socket.create_connection(srv.server_address)
+        s = socket.create_connection((srv.host, srv.port))
         s.sendall(req)
         got = b""
         while True:
@@ -122,17 +122,19 @@ def _poll_bytes(pub, idx):
             got += b
         s.close()
         out.append(len(req) + len(got))
-    srv.shutdown()
-    srv.server_close()
+        tag = [ln.split(b":", 1)[1].strip().decode() for ln in got.split(b"\r\n")
+               if ln.lower().startswith(b"etag:")][0]
+    srv.stop()
     return out[0], out[1]
 
 
 def _stall(tmp):
     """Worst event-loop lateness of a 1 ms tap-like task while the emulated reader syncs an
-    app update from flash.py serve (real time; includes host scheduling noise)."""
+    app update from the station server (real time; includes host scheduling noise)."""
     from flashtool.release.keys import keygen
     from flashtool.release.sign import sign_index
-    from flashtool.server.httpd import make_server
+    from flashtool.server import keys
+    from flashtool.server.app import StationServer
     from sim.runner import WORKLOADS, Reader
 
     kd = tmp / "sk"
@@ -143,24 +145,26 @@ def _stall(tmp):
     pub = tmp / "spub"
     bundle(pub, 2, kd / "app.pem")
     sign_index(pub, 1, kd / "app.pem")
-    srv = make_server(pub, tmp / "station", "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = StationServer(pub, tmp / "station", port=0)
+    srv.start()
     extra = tmp / "extra"
     extra.mkdir()
     shutil.copy(WORKLOADS / "otawl.py", extra)
     (extra / "keys").mkdir()
     for role in ("app", "list"):
         shutil.copy(kd / (role + ".pub"), extra / "keys")
+    _, _, up = keys.issue(srv.ring_path, "R7", out=tmp / "readers")  # otawl syncs as R7
+    shutil.copy(up, extra / "keys" / "upload.key")
     r = Reader(workdir=tmp / "reader", accelerated=False)
     try:
         r.run(entry="otawl", extra_path=extra, settings={"wl": "provision"})
         t0 = time.monotonic()
         _, lines = r.run(entry="otawl", extra_path=extra, settings={
-            "wl": "sync", "url": "http://127.0.0.1:%d" % srv.server_address[1], "records": 64})
+            "wl": "sync", "url": srv.url, "records": 64})
         wall = time.monotonic() - t0
     finally:
         r.close()
-        srv.shutdown()
+        srv.stop()
     st = [ln for ln in lines if ln.startswith("STALL")]
     print("sync cycle with an app update + 64 journal records: %.2f s wall; loop lateness %s"
           % (wall, st[0][6:] if st else "?"))

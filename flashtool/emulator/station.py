@@ -8,13 +8,13 @@ ignores) and never committed.
 
 import json
 import textwrap
-import threading
 from pathlib import Path
 
 from flashtool.codes import issuer as codes
 from flashtool.lists import blocklist as bl
 from flashtool.release import keys, sign
-from flashtool.server import httpd
+from flashtool.server import keys as reader_keys
+from flashtool.server.app import StationServer
 from sim import cards, pn532, scanengine
 from sim.runner import Reader
 from sim.world import Gate, Scheduler
@@ -147,6 +147,12 @@ class Station:
         (put / "keys__rides-root.pub").write_text(json.dumps(
             {"role": "rides", "n": hex(self.root["n"]), "e": self.root["e"]}))
         (put / "keys__rides.ks").write_bytes(self.keyset())
+        # the reader's own upload key (a new key id at each provisioning: the older ones
+        # retire when the reader first signs with it)
+        kid, key, _ = reader_keys.issue(self.dir / "server" / "readers.json",
+                                        cfg["reader_id"])
+        (put / "keys__upload.key").write_text(reader_keys.reader_file(cfg["reader_id"], kid,
+                                                                       key))
         (d / "list.img").write_bytes(self.list_image(seq, extra))
         (d / "provision.py").write_text(textwrap.dedent(PROVISION % seq))
         code, out = self.reader.run(entry="provision", extra_path=d, timeout=300)
@@ -222,24 +228,24 @@ class Station:
         self.reader.power_cut()
         return self.start()
 
-    # -- the station update server (flash.py serve) ---------------------------------------
+    # -- the station server (flash.py serve) ----------------------------------------------
     def start_server(self):
-        """Serve the published tree on loopback; the reader polls it (sync_url)."""
+        """Serve the published tree on loopback; the reader polls it (sync_url) and uploads
+        its journal, signed with the key provisioning gave it."""
         pub = self.dir / "published"
         pub.mkdir(exist_ok=True)
         if not (pub / "index.sm").exists():
             sign.sign_index(pub, 1, self.keys / "app.pem")  # nothing published yet
-        srv = httpd.make_server(pub, self.dir / "server", "127.0.0.1", self._port)
-        self._port = srv.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self._port
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        srv = StationServer(pub, self.dir / "server", port=self._port)
+        srv.start()
+        self._port = srv.port
+        self.url = srv.url
         self.server = srv
         return self.url
 
     def stop_server(self):
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
             self.server = None
 
     def publish_list(self, extra=()):

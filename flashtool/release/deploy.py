@@ -19,7 +19,7 @@ import signedmanifest as sm  # noqa: E402
 CHUNK = 1024
 
 
-def plan(bundle=None, config=None, keys=None, board="host"):
+def plan(bundle=None, config=None, keys=None, board="host", upload_key=None):
     """[(device path, bytes)] in install order, and the app version (0: no bundle)."""
     out = []
     trusted = {}
@@ -31,6 +31,14 @@ def plan(bundle=None, config=None, keys=None, board="host"):
         data = Path(config).read_bytes()
         json.loads(data)  # the reader would refuse it anyway: fail here, before copying
         out.append(("/config.json", data))
+    if upload_key:  # the reader's own key for signed uploads (flash.py keygen --reader)
+        data = Path(upload_key).read_bytes()
+        k = json.loads(data)
+        if len(bytes.fromhex(k["key"])) != 32 or not isinstance(k["kid"], int):
+            raise ValueError("%s is not a reader upload key" % upload_key)
+        if config and json.loads(Path(config).read_bytes()).get("reader_id") != k["reader"]:
+            raise ValueError("upload key is for reader %s, the config names another" % k["reader"])
+        out.append(("/keys/upload.key", data))
     version = 0
     if bundle:
         bundle = Path(bundle)
@@ -50,10 +58,11 @@ def plan(bundle=None, config=None, keys=None, board="host"):
     return out, version
 
 
-def deploy(port, bundle=None, config=None, keys=None, board="host", progress=print):
+def deploy(port, bundle=None, config=None, keys=None, board="host", progress=print,
+           upload_key=None):
     from mpremote.transport_serial import SerialTransport
 
-    files, version = plan(bundle, config, keys, board)
+    files, version = plan(bundle, config, keys, board, upload_key)
     total = sum(len(d) for _, d in files)
     t = SerialTransport(port, baudrate=115200)
     try:

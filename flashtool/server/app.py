@@ -87,6 +87,9 @@ class Station:
         return await asyncio.wait_for(asyncio.shield(fut), self.limits.ack_timeout)
 
 
+STATION = web.AppKey("station", Station)
+
+
 def _settle(fut, job):
     if fut.done():
         return
@@ -141,7 +144,7 @@ def _refusal(st, claim, e, now, cur):
 
 
 async def journal(request):
-    st = request.app["station"]
+    st = request.app[STATION]
     body = await _body(request, st)
     jepoch = request.headers.get("Journal-Epoch", "")
     claim = await _authenticate(request, st, body, jepoch)  # first: strangers learn nothing
@@ -209,7 +212,7 @@ def _status_ok(v):
 
 
 async def status(request):
-    st = request.app["station"]
+    st = request.app[STATION]
     body = await _body(request, st)
     claim = await _authenticate(request, st, body, "0")
     try:
@@ -237,7 +240,7 @@ async def status(request):
 
 
 async def static(request):
-    st = request.app["station"]
+    st = request.app[STATION]
     path = request.path
     if not _STATIC.match(path):
         raise web.HTTPNotFound()
@@ -278,7 +281,7 @@ def fleet_view(st):
 
 
 async def fleet_json(request):
-    st = request.app["station"]
+    st = request.app[STATION]
     view = await asyncio.to_thread(fleet_view, st)
     return web.json_response(view, headers={"Cache-Control": "no-store"})
 
@@ -287,9 +290,11 @@ async def fleet_page(request):
     return web.Response(body=PAGE.read_bytes(), content_type="text/html", charset="utf-8")
 
 
-def make_app(station):
+def make_app(station, setup=None):
     app = web.Application(client_max_size=station.limits.max_body)
-    app["station"] = station
+    app[STATION] = station
+    if setup is not None:
+        setup(app)
     app.router.add_get("/", fleet_page)
     app.router.add_get("/fleet.json", fleet_json)
     app.router.add_post("/journal/{reader}", journal)
@@ -327,7 +332,9 @@ class StationServer:
     (`flash.py serve`: run())."""
 
     def __init__(self, pub, data="var/station", db=None, ring=None, host="127.0.0.1",
-                 port=8080, limits=None, ssl=None):
+                 port=8080, limits=None, ssl=None, setup=None):
+        """setup(app): called on the aiohttp Application before it runs (tests add a request
+        log and injected faults through aiohttp's own middlewares and signals)."""
         data = Path(data)
         data.mkdir(parents=True, exist_ok=True)
         self.db = db or str(data / "station.db")
@@ -337,6 +344,7 @@ class StationServer:
         self.port = port
         self.limits = limits or Limits()
         self.ssl = ssl
+        self.setup = setup
         self.station = None
         self._loop = None
         self._thread = None
@@ -347,7 +355,7 @@ class StationServer:
 
     async def _start(self):
         self.station = Station(self.pub, self.db, self.ring_path, self.limits)
-        self._runner = web.AppRunner(make_app(self.station), access_log=None,
+        self._runner = web.AppRunner(make_app(self.station, self.setup), access_log=None,
                                      keepalive_timeout=self.limits.idle_timeout)
         await self._runner.setup()
         self.bounded = _Bounded(self._runner.server, self.limits.max_conns)

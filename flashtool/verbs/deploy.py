@@ -10,10 +10,13 @@ def register(sub):
     p.add_argument("--bundle", help="published tree holding app.sm and blobs/ (flash.py bundle)")
     p.add_argument("--config", help="site config JSON for /config.json")
     p.add_argument("--keys", help="directory of public key files (*.pub) to trust")
+    p.add_argument("--upload-key", help="the reader's upload key (flash.py keygen --reader): "
+                   "goes to /keys/upload.key")
     p.add_argument("--board", default="host")
 
     def run(a):
-        version, total = deploy(a.port, a.bundle, a.config, a.keys, a.board)
+        version, total = deploy(a.port, a.bundle, a.config, a.keys, a.board,
+                                upload_key=a.upload_key)
         print("deployed %d bytes%s" % (total, ", app version %d in slot a" % version
                                          if version else ""))
 
