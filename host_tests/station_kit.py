@@ -3,6 +3,7 @@ with a key ring holding the test reader's upload key, what it stored, and a requ
 injected faults (a reply lost after the commit, a download cut or stalled mid-body)."""
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -138,3 +139,34 @@ def station(tmp_path, keys):
     kit = Kit(pub, tmp_path / "station", keys)
     yield kit, pub, kit.url
     kit.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL cluster for the session (Debian's package; `.ci/run` installs it).
+    Missing: skipped on a developer machine, a failure under CI."""
+    import os
+
+    from flashtool.server.pglocal import LocalPostgres, binaries
+
+    if binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    pg = LocalPostgres().start()
+    yield pg
+    pg.stop()
+
+
+_DBS = [0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """The database argument of a StationServer: a SQLite file, or a fresh PostgreSQL
+    database in the session's cluster."""
+    if request.param == "sqlite":
+        return str(tmp_path / "station.db")
+    pg = request.getfixturevalue("postgres")
+    _DBS[0] += 1
+    return pg.fresh_db("station_%d_%d" % (os.getpid(), _DBS[0]))

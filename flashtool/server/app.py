@@ -121,7 +121,7 @@ async def _authenticate(request, st, body, jepoch):
         if claim.reader != rid:
             raise auth.AuthError(403, "credential of another reader", claim.reader)
     except auth.AuthError as e:
-        who, n = st.failures.add(e.reader, e.reason)
+        who, n = st.failures.add(e.reader or rid, e.reason)  # the id claimed, or the path's
         now = int(time.time())
         if st.due(who, ALARM_AUTH, now):
             await _try_alarm(st, who, ALARM_AUTH, "%s (%d so far)" % (e.reason, n))
