@@ -250,7 +250,7 @@ def test_bad_input(env, case):
     # nothing lost: what was held is still held, byte for byte
     assert [x for x in after if x in before] == before, case
     new = [x for x in after if x not in before]
-    if case in ("bad_crc", "unknown_kind"):  # the good prefix is committed and acknowledged, the bad one not
+    if case in ("bad_crc", "unknown_kind"):  # the good prefix committed and acknowledged
         assert [s for _, s, _ in new] == [1] and reply["acked"] == 1 and reply["refused"] == 1
     elif case == "same_seq_other_content":
         st = env.srv.station
