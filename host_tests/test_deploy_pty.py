@@ -65,3 +65,24 @@ def test_deploy_refuses_a_bundle_it_cannot_trust(tmp_path, keys):  # noqa: F811
     (pub / "app.sm").write_bytes(sign_body(b, load_private(keys / "app.pem")))
     with pytest.raises(FileNotFoundError):
         plan(pub, None, keys)
+
+
+def test_deploy_puts_the_reader_upload_key_and_checks_it(tmp_path):
+    """flash.py keygen --reader's copy goes to /keys/upload.key; a key of another reader than
+    the config names, or a malformed one, is refused before anything is copied."""
+    from flashtool.release.deploy import plan
+    from flashtool.server import keys as ring
+
+    kid, key, path = ring.issue(tmp_path / "readers.json", "G07", out=tmp_path / "readers")
+    cfg = tmp_path / "g07.json"
+    cfg.write_text(json.dumps({"reader_id": "G07"}))
+    files, _ = plan(config=cfg, upload_key=path)
+    assert ("/keys/upload.key", path.read_bytes()) in files
+    assert json.loads(path.read_text()) == {"reader": "G07", "kid": kid, "key": key.hex()}
+    cfg.write_text(json.dumps({"reader_id": "G08"}))
+    with pytest.raises(ValueError):
+        plan(config=cfg, upload_key=path)
+    bad = tmp_path / "bad.key"
+    bad.write_text(json.dumps({"reader": "G07", "kid": 1, "key": "00" * 16}))
+    with pytest.raises(ValueError):
+        plan(upload_key=bad)
