@@ -64,10 +64,13 @@ class Clock:
 
     def sleep_ms(self, ms):
         """Blocking sleep for driver settle times (reset pulses): jumps when accelerated."""
+        self.sleep_us(ms * 1000)
+
+    def sleep_us(self, us):
         if self.accelerated:
-            self.advance(ms * 1000)
+            self.advance(us)
         else:
-            time.sleep_ms(ms)
+            time.sleep_us(us)
         self.check_wdt()
 
     # -- RTC --

@@ -128,7 +128,13 @@ class UART:
         return self._link.arg  # bytes waiting
 
     def flush(self):
-        pass
+        """Wait until every byte written has left the wire (as machine.UART.flush on the
+        ESP32): a rate change right after a write would otherwise garble its tail."""
+        self._link.call(OP_UART_WRITE, self._chan)  # an empty write answers when TX is idle
+        clock = self._link._clock
+        wait = time.ticks_diff(self._link.next_us, clock.ticks_us())
+        if wait > 0:
+            clock.sleep_us(wait)
 
 
 class I2C:

@@ -13,6 +13,8 @@ import struct
 import threading
 from collections import deque
 
+from sim import line
+
 OP_HELLO = 1
 OP_UART_CONFIG = 2
 OP_UART_WRITE = 3
@@ -31,14 +33,21 @@ _REP = struct.Struct("<BBHIQ")
 
 
 class UartDevice:
-    """A chip on a UART. Bytes it sends cross the wire at the configured baud (10 bits per byte
-    for 8N1) and only become readable once fully received; subclasses call `send()` and
-    implement `receive(now_us, data)` and optionally `advance(now_us)`."""
+    """A chip on a UART. Each end has its own rate: `baud` is the chip's, `host_baud` the
+    reader UART's (its `init(baudrate=...)`). Bytes cross the wire 8N1 (10 bit-times each), back
+    to back after whatever is still on the wire in that direction, and only become readable
+    once fully received; when the two rates differ, the receiving end gets what a UART at its
+    rate makes of the other's waveform (`sim.line`). Subclasses call `send()` and `heard()`
+    and implement `receive(now_us, data)` and optionally `advance(now_us)`."""
 
     def __init__(self, baud=115200):
         self.baud = baud
+        self.host_baud = baud
+        self.host_untimed = False  # the host end is a pty: its bytes carry no line timing
+        self._switch = None  # (at_us, baud): the chip changes its rate then
         self._out = deque()  # (ready_us, byte)
-        self._tx_free_us = 0
+        self._tx_free_us = 0  # chip -> host direction busy until
+        self._in_free_us = 0  # host -> chip direction busy until
 
     def byte_us(self):
         return 10_000_000 / self.baud
@@ -46,17 +55,58 @@ class UartDevice:
     def wire_us(self, n):
         return n * 10_000_000 / self.baud
 
+    # A chip that was set at installation to the rate the reader's config names (the scan
+    # engine: `qr_baud`) follows the reader's UART.init(); the PN532 does not.
+    rate_follows_host = False
+
     def configure(self, baud):
-        self.baud = baud
+        """The reader's UART changes its rate; the chip's stays what it was unless
+        `rate_follows_host`."""
+        self.host_baud = baud
+        if self.rate_follows_host:
+            self.baud = baud
+
+    def switch_baud(self, at_us, baud):
+        """The chip changes its own rate at `at_us` (e.g. PN532 SetSerialBaudRate)."""
+        self._switch = (at_us, baud)
+
+    def _settle(self, t):
+        if self._switch is not None and t >= self._switch[0]:
+            self.baud = self._switch[1]
+            self._switch = None
 
     def send(self, now_us, data, delay_us=0):
         """Queue `data` to start `delay_us` after `now_us` (after anything already queued)."""
         t = max(now_us + delay_us, self._tx_free_us)
+        self._settle(t)
         per = self.byte_us()
-        for b in data:
-            t += per
-            self._out.append((int(t), b))
+        if self.host_baud == self.baud:
+            for b in data:
+                t += per
+                self._out.append((int(t), b))
+        else:
+            frames = [(t + i * per, b) for i, b in enumerate(data)]
+            for _, done, b in line.resample(frames, self.baud, self.host_baud):
+                self._out.append((int(done), b))
+            t += len(data) * per
         self._tx_free_us = t
+
+    def heard(self, now_us, data):
+        """What the chip makes of `data` written by the host at `now_us`:
+        [(start_us, done_us, byte)], byte by byte as it arrives."""
+        start = max(now_us, self._in_free_us)
+        self._settle(start)
+        rate = self.baud if self.host_untimed else self.host_baud
+        per = 10_000_000 / rate
+        self._in_free_us = start + len(data) * per
+        frames = [(start + i * per, b) for i, b in enumerate(data)]
+        if rate == self.baud:
+            return [(s, s + per, b) for s, b in frames]
+        return line.resample(frames, rate, self.baud)
+
+    def tx_idle_us(self):
+        """When the last byte the host wrote has left its UART (machine.UART.flush)."""
+        return int(self._in_free_us)
 
     def flush_output(self):
         self._out.clear()
@@ -73,6 +123,7 @@ class UartDevice:
 
     def read(self, now_us, maxlen):
         self.advance(now_us)
+        self._settle(now_us)
         out = bytearray()
         q = self._out
         while q and q[0][0] <= now_us and len(out) < maxlen:
@@ -164,10 +215,12 @@ class Hardware:
             return 0, 0, b"", 0
         if op == OP_UART_WRITE:
             dev = self.uarts.get(chan)
-            if dev:
-                dev.advance(now)
+            if not dev:
+                return 0, 0, b"", 0
+            dev.advance(now)
+            if payload:
                 dev.receive(now, bytes(payload))
-            return 0, 0, b"", 0
+            return 0, 0, b"", dev.tx_idle_us()  # an empty write asks when TX is idle
         if op == OP_UART_READ:
             dev = self.uarts.get(chan)
             if not dev:

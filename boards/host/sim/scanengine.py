@@ -44,6 +44,8 @@ def reply(data):
 
 
 class ScanEngineSim(UartDevice):
+    rate_follows_host = True  # installed at the rate the reader's qr_baud names
+
     def __init__(self, baud=9600, decode_ms=80, reread_ms=400, session_ms=3000,
                  terminator=b"\r"):
         super().__init__(baud)
