@@ -20,6 +20,7 @@ DEFAULTS = {
     "no_list_action": "manual",  # no blocklist installed: "pass" | "manual" | "deny"
     "utc_offset_min": 480,  # local time for card expiry dates (China: UTC+8)
     "nfc_poll_ms": 100,
+    "nfc_baud": 115200,  # PN532 HSU rate after init (SetSerialBaudRate); 115200 after a reset
     "gate_open_ms": 5000,
     "wdt_ms": 8000,
     "log_level": "info",
@@ -43,6 +44,7 @@ _CHOICES = {
     "no_list_action": ("pass", "manual", "deny"),
     "qr_mode": ("continuous", "command"),
     "qr_baud": (9600, 19200, 38400, 57600, 115200),
+    "nfc_baud": (115200, 230400, 460800, 921600),
 }
 _RANGES = {
     "station_id": (0, 0xFFFF),

@@ -41,6 +41,7 @@ class NfcReader:
         self.clock = clock
         self.drv = PN532(transport(bus), clock, reset_pin)
         self.poll_ms = cfg.get("nfc_poll_ms", 100)
+        self.baud = cfg.get("nfc_baud", 115200)  # HSU rate after init (SetSerialBaudRate)
         self.mifare_allowed = cfg.get("mifare_allowed", False)
         self.mifare_key = cfg.get("mifare_key", MIFARE_KEY)
         self.cred = Credential()
@@ -71,9 +72,13 @@ class NfcReader:
             await asyncio.sleep_ms(1)
 
     async def init(self):
-        ver = await self._do(self.drv.init())
+        drv = self.drv
+        ver = await self._do(drv.init())
+        if drv.t.kind == "hsu" and self.baud != drv.t.baud:
+            await self._do(drv.set_baud(self.baud))  # a reset brings it back to 115200
         self.ready = True
-        log.info("pn532", "ic=%02x fw=%d.%d", ver >> 24, (ver >> 16) & 0xFF, (ver >> 8) & 0xFF)
+        log.info("pn532", "ic=%02x fw=%d.%d baud=%d", ver >> 24, (ver >> 16) & 0xFF,
+                 (ver >> 8) & 0xFF, getattr(drv.t, "baud", 0))
 
     async def recover(self, why):
         """RSTPD_N low, high, re-initialise: about 60 ms, well within 1 s."""

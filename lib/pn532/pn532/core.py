@@ -16,6 +16,7 @@ from .errors import GONE, CardGone, ChipError, FrameError, Overflow, PN532Error,
 from .frame import K_ACK, K_ERROR, K_FRAME, K_NACK, Decoder, encode
 
 CMD_FIRMWARE = const(0x02)
+CMD_BAUD = const(0x10)
 CMD_SAM = const(0x14)
 CMD_RFCONFIG = const(0x32)
 CMD_DATA_EXCHANGE = const(0x40)
@@ -36,6 +37,10 @@ MAX_OUT = const(250)  # DataOut bytes per InDataExchange before host-side chaini
 
 _ACK = b"\x00\x00\xff\x00\xff\x00"
 _NACK = b"\x00\x00\xff\xff\x00\x00"
+_ERRS_PER_POLL = const(4)  # broken frames taken in one poll() before it returns
+
+# SetSerialBaudRate codes 0..8 (UM0701 §7.2.8)
+BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
 
 
 class Target:
@@ -126,6 +131,7 @@ class PN532:
         if st == _IDLE:
             raise PN532Error(22, "no command running")
         d = self.dec
+        errs = 0
         while True:
             try:
                 if not self.t.pump(d):
@@ -133,6 +139,9 @@ class PN532:
             except FrameError:
                 self.bad_frames += 1
                 self._rerequest()
+                errs += 1
+                if errs >= _ERRS_PER_POLL:  # a bus that keeps returning junk: not forever
+                    break
                 continue
             k = d.kind
             if st == _WAIT_ACK:
@@ -237,12 +246,21 @@ class PN532:
                 return e.value
             sleep(step_ms)
 
+    def _pause(self, ms):
+        c = self.clock
+        t0 = c.ticks_ms()
+        while c.ticks_diff(c.ticks_ms(), t0) < ms:
+            yield
+
     def init(self, retries=1):
         """Wake the chip (it starts in LowVbat), SAM normal mode, a finite
         MxRtyPassiveActivation so a poll answers when no card is there. Returns the
         firmware version as IC << 24 | Ver << 16 | Rev << 8 | Support."""
         p = self.params
         self.t.wake = True
+        if self.t.wake_ms:  # SPI: NSS wakes it; a frame sent before it listens is lost
+            self.t.nudge()
+            yield from self._pause(self.t.wake_ms)
         p[0] = 0x01  # normal mode
         p[1] = 0x14  # timeout 1 s (virtual card mode only)
         p[2] = 0x01  # use IRQ
@@ -258,6 +276,18 @@ class PN532:
         p[3] = retries
         yield from self.call(CMD_RFCONFIG, 4, 100)
         return ver
+
+    def set_baud(self, rate):
+        """SetSerialBaudRate (HSU only): the chip answers at the old rate, our ACK confirms,
+        then both ends switch; the chip takes a moment after the ACK, so we wait before the
+        next frame. A chip reset (`reset_begin`) brings both back to 115200."""
+        if self.t.kind != "hsu" or rate not in BAUDS:
+            raise PN532Error(22, "baud rate")
+        self.params[0] = BAUDS.index(rate)
+        yield from self.call(CMD_BAUD, 1, 100)
+        self.t.send(_ACK)
+        self.t.set_baud(rate)
+        yield from self._pause(2)
 
     def start_list(self, max_tg=2):
         """InListPassiveTarget, 106 kbps type A; MaxTg 2 so a card clash is seen."""

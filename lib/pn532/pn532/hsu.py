@@ -1,9 +1,14 @@
-"""HSU transport: the PN532 on a UART (115200 8N1). A byte stream, so whatever has arrived is
-fed to the decoder; leftovers after one frame (a response right behind its ACK) are kept for
-the next. Before each command the receive side is drained (libnfc's RX hygiene), and while the
-chip may be asleep (power-up LowVbat, after a reset) the wake-up preamble goes first."""
+"""HSU transport: the PN532 on a UART (115200 8N1 after reset; SetSerialBaudRate changes
+both ends, `set_baud`). A byte stream, so whatever has arrived is fed to the decoder;
+leftovers after one frame (a response right behind its ACK) are kept for the next. Before each
+command the receive side is drained (libnfc's RX hygiene), and while the chip may be asleep
+(power-up LowVbat, after a reset) the wake-up preamble goes first."""
+
+from micropython import const
 
 from .errors import FrameError
+
+RESET_BAUD = const(115200)  # the chip's rate after power-up or RSTPD_N
 
 # 0x55 wakes the HSU; the long run of zeros is the delay the chip needs before a frame.
 _WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
@@ -11,9 +16,11 @@ _WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 class HSU:
     kind = "hsu"
+    wake_ms = 0  # the preamble before the frame is the wait
 
     def __init__(self, uart, chunk=64):
         self.uart = uart
+        self.baud = RESET_BAUD  # the rate both ends use now
         self.wake = True
         self.drained = 0
         self._buf = bytearray(chunk)
@@ -48,6 +55,17 @@ class HSU:
             if dec.kind:
                 return True
 
+    def set_baud(self, rate):
+        """Our end of a rate change, once what we wrote (the confirming ACK) has left at the
+        old rate: machine.UART.flush() waits for that."""
+        self.uart.flush()
+        self.uart.init(baudrate=rate)
+        self.baud = rate
+        self._pos = self._cnt = 0
+
     def reset(self):
+        """The chip was reset: it sleeps and listens at 115200 again."""
         self.wake = True
         self._pos = self._cnt = 0
+        if self.baud != RESET_BAUD:
+            self.set_baud(RESET_BAUD)

@@ -13,6 +13,7 @@ _REARM_POLLS = 200  # status reads while the chip re-arms a frame after our NACK
 
 class I2C:
     kind = "i2c"
+    wake_ms = 0  # the chip stretches SCL while it wakes
 
     def __init__(self, i2c, addr=0x24, big=1 + 280):
         self.bus = i2c

@@ -1,7 +1,9 @@
 """SPI transport: mode 0, LSB first (the bus is configured firstbit=LSB by the board; no
 software bit reversal). Each CS-low transaction starts with 01 data write, 02 status read
 (01 = ready) or 03 data read; a data read stays in one transaction, reading the header first
-and then exactly the rest of the frame."""
+and then exactly the rest of the frame. A sleeping chip (LowVbat after power-up or reset)
+holds MISO high (status FF, not ready) and wakes on NSS going low: `nudge()` does that, and
+the caller waits `wake_ms` before the first frame, which would otherwise be lost."""
 
 from .errors import FrameError
 
@@ -12,6 +14,7 @@ _DR = b"\x03"
 
 class SPI:
     kind = "spi"
+    wake_ms = 2  # NSS low -> listening (Adafruit and Seeed hold NSS low 2 ms)
 
     def __init__(self, spi, cs, big=280):
         self.spi = spi
@@ -44,8 +47,8 @@ class SPI:
         spi.write(_SR)
         spi.readinto(one)
         cs.value(1)
-        if not one[0] & 1:
-            return False
+        if one[0] != 1:
+            return False  # 00 busy, FF asleep
         cs.value(0)
         try:
             spi.write(_DR)
@@ -63,6 +66,14 @@ class SPI:
                     raise FrameError("no frame")
         finally:
             cs.value(1)
+
+    def nudge(self):
+        """NSS low and high again (a status read): wakes a sleeping chip."""
+        cs = self.cs
+        cs.value(0)
+        self.spi.write(_SR)
+        self.spi.readinto(self._one)
+        cs.value(1)
 
     def reset(self):
         self.wake = True
