@@ -25,6 +25,8 @@ def run():
     d = PN532(transport(board.nfc_bus()), board.clock, board.nfc_reset())
     run_ = d.run
     show("init", lambda: "%08x" % run_(d.init()))
+    if board.settings.get("nfc_baud"):
+        show("baud", lambda: run_(d.set_baud(board.settings["nfc_baud"])))
     show("list", lambda: run_(d.list_targets(2)))
     t = d.targets[0]
     buf = bytearray(600)
@@ -71,8 +73,10 @@ def run():
 '''
 
 
-@pytest.mark.parametrize("transport", ["hsu", "i2c", "spi"])
+@pytest.mark.parametrize("transport", ["hsu", "hsu-921600", "i2c", "spi"])
 def test_driver_operations(make_reader, tmp_path, transport):
+    """The same operations at 115200 and after SetSerialBaudRate to 921600 (HSU)."""
+    transport, _, baud = transport.partition("-")
     r = make_reader(nfc=transport)
     sim = pn532.install(r.hw, transport)
     cpu = cards.normal("3104000012345678")
@@ -95,10 +99,12 @@ def test_driver_operations(make_reader, tmp_path, transport):
     d = tmp_path / "extra"
     d.mkdir()
     (d / "drvops.py").write_text(textwrap.dedent(WORKLOAD))
-    r.boot(entry="drvops", extra_path=d)
+    r.boot(entry="drvops", extra_path=d, settings={"nfc_baud": int(baud or 0)})
     assert r.wait(60) == 0, r.tail()
     out = {x.split()[0]: x.split(None, 1)[1] for x in r.output if x and " " in x}
     assert out["init"] == "ok 32010607"
+    if baud:
+        assert out["baud"] == "ok None" and sim.port.baud == sim.port.host_baud == int(baud)
     assert out["list"] == "ok 1"
     assert out["select"].startswith("ok ") and int(out["select"].split()[1]) > 2
     assert out["ext"] == "ok 258 9000 True"  # extended frame (HSU/I2C) or MI chaining (SPI)

@@ -92,6 +92,11 @@ def test_spi_prefixes_and_reset_line():
     hw, sim = bus_sim("spi")
     dev = hw.spi["NFC_CS"]
     t = 10_000
+    # LowVbat: asleep, MISO high; NSS starts the wake-up, and a frame sent meanwhile is lost
+    assert dev.spi_xfer(t, b"\x02\x00", True) == b"\xff\xff"
+    dev.spi_xfer(t + 100, b"\x01" + pn532.frame(b"\xd4\x02"), True)
+    t += 1000
+    assert dev.spi_xfer(t, b"\x02\x00", True) == b"\x00\x00" and sim.commands == []
     dev.spi_xfer(t, b"\x01" + pn532.frame(b"\xd4\x02"), True)
     assert dev.spi_xfer(t, b"\x02\x00", True) == b"\x00\x00"
     t += 1000
@@ -109,6 +114,8 @@ def test_spi_prefixes_and_reset_line():
     sim.reset_line(t + 10_000, 1)
     t += 20_000
     assert not sim.faults.hang and sim.mode == "lowvbat" and sim.resets == 1
+    assert dev.spi_xfer(t, b"\x02\x00", True) == b"\xff\xff"  # asleep again
+    t += 1000
     dev.spi_xfer(t, b"\x01" + pn532.frame(b"\xd4\x02"), True)
     t += 1000
     assert dev.spi_xfer(t, b"\x03" + bytes(6), True)[1:] == pn532.ACK

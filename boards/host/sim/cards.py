@@ -49,6 +49,7 @@ class Card:
     ats = None
     halts = True  # stays silent after InRelease/InDeselect until it leaves the field
     activation_us = 2500  # REQA, anticollision, select (+1 ms per extra cascade level)
+    iso4 = False  # an ISO-DEP session is open (RATS answered)
 
     def __init__(self, uid):
         if len(uid) not in (4, 7, 10):
@@ -70,10 +71,18 @@ class Card:
 
     def left_field(self):
         self.halted = False
+        self.iso4 = False
 
     def exchange(self, data):
         """InDataExchange payload -> (pn532 status, answer, RF/card time in µs)."""
         return 0x13, b"", 1000
+
+    def raw(self, frame):
+        """A frame without the PN532's protocol handling (InCommunicateThru; the chip adds and
+        checks the CRC) -> (answer, RF/card time in µs), or None when the card stays silent."""
+        if frame == b"\x50\x00":  # HLTA: halted, no answer
+            self.halt()
+        return None
 
 
 class IsoDepCard(Card):
@@ -90,6 +99,45 @@ class IsoDepCard(Card):
 
     def apdu(self, c):
         return SW_INS
+
+    def raw(self, frame):
+        """ISO/IEC 14443-4 blocks from a host that runs ISO-DEP itself (nfcpy; libnfc's
+        presence check): RATS, I-blocks (chaining from the host), R(ACK)/R(NAK), S(DESELECT).
+        Answers are never chained (the card assumes FSD 256)."""
+        pcb = frame[0]
+        if not self.iso4:
+            if pcb == 0xE0 and len(frame) == 2:  # RATS
+                self.iso4 = True
+                self.block = 1  # ISO 14443-4: the PICC block number starts at 1
+                self._chain = b""
+                self._last = None
+                return self.ats, 1000 + len(self.ats) * 85
+            return super().raw(frame)
+        cid = frame[1:2] if pcb & 0x08 else b""
+        if pcb & 0xE2 == 0x02:  # I-block: the PICC toggles its block number
+            self.block ^= 1
+            inf = frame[1 + len(cid) + (1 if pcb & 0x04 else 0):]
+            if pcb & 0x10:  # chaining: more to come, acknowledge
+                self._chain += inf
+                return self._block(0xA2, cid), 1000
+            apdu = self._chain + inf
+            self._chain = b""
+            _, rsp, rf = self.exchange(apdu)
+            self._last = self._block(0x02, cid) + rsp
+            return self._last, rf
+        if pcb & 0xE6 == 0xA2:  # R-block
+            if pcb & 1 == self.block and self._last is not None:
+                return self._last, 1000  # the last block again
+            return self._block(0xA2, cid), 1000  # R(NAK) for another block: R(ACK)
+        if pcb & 0xF7 == 0xC2:  # S(DESELECT)
+            self.iso4 = False
+            self.halted = True
+            return bytes([pcb]) + cid, 1000
+        return None
+
+    def _block(self, pcb, cid):
+        """PCB with our block number (and the CID byte when the host used one)."""
+        return bytes([pcb | (0x08 if cid else 0) | self.block]) + cid
 
 
 class ForeignCard(IsoDepCard):
@@ -239,6 +287,12 @@ class UltralightCard(Card):
     def __init__(self, uid, pages=None):
         super().__init__(uid)
         self.pages = bytearray(pages or bytes(64))
+
+    def raw(self, frame):
+        if len(frame) == 2 and frame[0] == 0x30:
+            _, data, rf = self.exchange(frame)
+            return data, rf
+        return super().raw(frame)
 
     def exchange(self, data):
         d = bytes(data)

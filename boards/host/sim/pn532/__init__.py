@@ -2,25 +2,29 @@
 cards in its field and fault injection.
 
 The chip is modelled as the UM0701 describes it and as libnfc/nfcpy/ESPHome traces show it:
-it starts in LowVbat (HSU: only a 0x55 wake-up followed by a delay gets it listening;
-SAMConfiguration brings it to normal mode), ACKs every valid command before answering, answers
-syntax errors with the error frame, aborts a command on a host ACK or on a new command,
-re-sends its last response on a NACK, keeps a pending response across an MCU reset (the next
-boot reads it as a stale frame), and is reset by RSTPD_N (`NFC_RESET`). With the default
+it starts asleep in LowVbat (woken by its host interface: on HSU a 0x55 and a pause, or a long
+preamble; SAMConfiguration brings it to normal mode), sleeps again on PowerDown until one of
+the enabled sources wakes it, ACKs every valid command before answering, answers the commands
+it does not take with the syntax-error frame, aborts a command on a host ACK or on a new
+command, re-sends its last response on a NACK, changes its HSU rate on SetSerialBaudRate once
+the host ACKs the answer, keeps a pending response across an MCU reset (the next boot reads it
+as a stale frame), and is reset by RSTPD_N (`NFC_RESET`). With the default
 MxRtyPassiveActivation 0xFF an InListPassiveTarget waits for a card forever, as the real chip
-does, so a driver must configure finite retries.
+does (it answers when one comes), so a driver must configure finite retries.
 
-Time: HSU bytes cross the wire at the configured baud (`UartDevice.send`); the chip adds its
-own processing time, and card commands their RF/card time (`Card.activate`, `Card.exchange`).
-The I2C/SPI bus time is not in the reader's clock; `bus_bytes` counts it for the benchmark.
+Time: HSU bytes cross the wire at each end's rate (`UartDevice`: garbage when they differ);
+the chip adds its own processing and wake-up time, and card commands their RF/card time
+(`Card.activate`, `Card.exchange`). The I2C/SPI bus time is not in the reader's clock;
+`bus_bytes` counts it for the benchmark.
 
 `install(hw, transport)` wires one chip into a `Hardware` and returns it; `sim.field` presents
 and removes cards; `sim.faults` injects faults; `sim.trace` (when `record` is set) keeps every
 byte both ways for tests.
 
-Modules: `chip` (power, reset, wake-up, frame parser, ACK/NACK and abort rules), `commands`
-(what each command does), `field` (cards in the field, fault counters), `frames`, `timing`,
-`ports` (HSU/I2C/SPI and `install`).
+Modules: `chip` (reset, frame parser, ACK/NACK and abort rules, rate change), `power`
+(LowVbat, PowerDown, wake-up per host interface), `commands` (what each command does, which
+are not simulated), `field` (cards in the field, fault counters), `frames`, `timing`, `ports`
+(HSU/I2C/SPI and `install`).
 """
 
 from sim.pn532.chip import PN532Sim

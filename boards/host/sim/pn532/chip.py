@@ -1,15 +1,16 @@
-"""The chip's state machine: power and reset, wake-up, the frame parser, ACK/NACK and abort
-rules, and the queue of what it sends (with fault injection)."""
+"""The chip's state machine: reset, the frame parser, ACK/NACK and abort rules, the serial
+rate change, and the queue of what it sends (with fault injection)."""
 
 from collections import deque
 
 from sim.pn532.commands import Commands
 from sim.pn532.field import Faults, Field
 from sim.pn532.frames import ACK, ERROR_FRAME, NACK, frame
-from sim.pn532.timing import ACK_US, BOOT_US, CMD_US, WAKE_US
+from sim.pn532.power import Power
+from sim.pn532.timing import ACK_US, BAUD_SWITCH_US, BOOT_US, CMD_US
 
 
-class PN532Sim(Commands):
+class PN532Sim(Commands, Power):
     def __init__(self, transport="hsu", lock=None):
         import threading
 
@@ -24,15 +25,18 @@ class PN532Sim(Commands):
         self.chunk = 262  # DataIn bytes per InDataExchange answer before MI chaining
         self.port = None
         self.bus_bytes = 0
+        self.stretched_us = 0  # I2C: SCL held low through wake-ups
         self.resets = 0
+        self.sleeps = 0
+        self.wakes = 0
+        self.baud_switches = 0
         self.rst_level = 1
         self._power_on(0)
 
     # -- state --
     def _power_on(self, t):
         self.mode = "lowvbat"
-        self.asleep = self.transport == "hsu"
-        self.wake_at = None
+        self._asleep_from_power_on()
         self.in_reset = False
         self.boot_until = t + BOOT_US
         self.rx = bytearray()
@@ -41,14 +45,23 @@ class PN532Sim(Commands):
         self.last_resp = None
         self.last_read = None
         self.retries = 0xFF
+        self.atr_timeout_us = 102400  # RFConfiguration item 2 defaults (0x0B, 0x0A)
+        self.retry_timeout_us = 51200
+        self.flags = 0x14  # SetParameters: automatic ATR_RES and RATS
         self.rf_on = True
         self.targets = {}
+        self.current = 0  # the target InCommunicateThru talks to
         self.chain_in = bytearray()
         self.chain_out = b""
         self.regs = {}
+        self.p3 = 0x3F  # GPIO ports as read back by ReadGPIO (pulled up)
+        self.p7 = 0x06
+        self.last_err = 0
+        self.baud_next = None  # SetSerialBaudRate answered: the rate once the host ACKs
+        self.waiting = None  # (t, cmd, params) of a command waiting for a card
         self.faults.hang = False
-        if self.port is not None and hasattr(self.port, "flush_output"):
-            self.port.flush_output()
+        if self.port is not None:
+            self.port.chip_reset()
 
     def reset_line(self, now, level):
         with self.lock:
@@ -84,6 +97,10 @@ class PN532Sim(Commands):
                     e[2] -= d
             if self.wake_at is not None:
                 self.wake_at -= d
+            if self.sleep_at is not None:
+                self.sleep_at -= d
+            if self.waiting is not None:
+                self.waiting = (self.waiting[0] - d,) + self.waiting[1:]
             self.boot_until -= d
             if self.port is not None and hasattr(self.port, "rebase"):
                 self.port.rebase(d)
@@ -92,7 +109,7 @@ class PN532Sim(Commands):
     # -- output --
     def _emit(self, t, data, response=False):
         f = self.faults
-        clean = bytes(data)
+        clean = data if type(data) is bytes else bytes(data)  # PowerDown knows its answer by id
         data = bytearray(data)
         if f.garbage:
             data[0:0] = bytes(f.rng.randrange(256) for _ in range(f.garbage))
@@ -109,14 +126,18 @@ class PN532Sim(Commands):
 
     def advance(self, now):
         self._clock(now)
+        if self.waiting is not None:
+            self._card_came(now)
         while self.pending and self.pending[0][0] <= now:
             t, data, _, clean = self.pending.pop(0)
             if self.record:
                 self.trace.append((t, "out", data))
             if self.transport == "hsu":
                 self.port.send(t, data)
+                self._response_gone(clean, self.port._tx_free_us)
             else:
                 self.ready.append((t, data, clean))
+        self._power_at(now)
 
     def take_frame(self, now):
         """Bus transports: the next frame the host may read now, or None."""
@@ -124,6 +145,7 @@ class PN532Sim(Commands):
         if self.ready and self.ready[0][0] <= now:
             _, f, clean = self.ready.popleft()
             self.last_read = clean  # a NACK re-sends what the chip meant to send
+            self._response_gone(clean, now)
             return f
         return None
 
@@ -132,23 +154,18 @@ class PN532Sim(Commands):
         return bool(self.ready) and self.ready[0][0] <= now
 
     # -- input --
-    def host_bytes(self, now, data, per_byte_us=0.0):
-        """Bytes from the host; byte i has fully arrived at now + (i + 1) * per_byte_us."""
-        if self.record:
-            self.trace.append((now, "in", bytes(data)))
-        for i, b in enumerate(data):
-            t = int(now + (i + 1) * per_byte_us)
-            if self.in_reset or t < self.boot_until or self.faults.hang:
+    def host_bytes(self, items, source=None):
+        """Bytes from the host, [(start_us, done_us, byte)] as they arrive; `source` is the
+        host interface when it wakes the chip by line activity (HSU), None when the port has
+        checked that already (I2C, SPI)."""
+        if self.record and items:
+            self.trace.append((int(items[0][0]), "in", bytes(b for _, _, b in items)))
+        for s, t, b in items:
+            s, t = int(s), int(t)
+            if self.in_reset or s < self.boot_until or self.faults.hang:
                 continue
-            if self.asleep:
-                if self.wake_at is None:
-                    if b == 0x55:
-                        self.wake_at = t + WAKE_US
-                    continue
-                if t < self.wake_at:
-                    continue
-                self.asleep = False
-                self.wake_at = None
+            if source is not None and not self.hears(s, source):
+                continue
             self.rx.append(b)
             self._parse(t)
 
@@ -196,10 +213,18 @@ class PN532Sim(Commands):
             self._command(t, payload)
 
     def _host_ack(self, t):
-        """Host ACK: abort whatever is running; nothing more is sent for it."""
-        self.pending = [e for e in self.pending if not e[2]]
+        """Host ACK: abort whatever is still running; nothing more is sent for it. After a
+        SetSerialBaudRate answer it confirms the new rate, which the chip takes shortly after."""
+        running = [e for e in self.pending if e[2] and e[0] > t]
+        self.pending = [e for e in self.pending if not (e[2] and e[0] > t)]
         if self.transport != "hsu":
+            running += self.ready
             self.ready.clear()
+        self.waiting = None
+        if self.baud_next is not None and not running and self.transport == "hsu":
+            self.port.switch_baud(t + BAUD_SWITCH_US, self.baud_next)
+            self.baud_switches += 1
+        self.baud_next = None
 
     def _host_nack(self, t):
         if self.transport == "hsu":
@@ -217,6 +242,9 @@ class PN532Sim(Commands):
             return
         cmd, params = payload[1], payload[2:]
         self.commands.append(cmd)
+        self.irq = 1
+        self.baud_next = None  # a rate change not confirmed by the host ACK is dropped
+        self.waiting = None
         self.pending = []  # a new command aborts the one in progress
         if self.transport != "hsu":
             self.ready.clear()
@@ -238,11 +266,28 @@ class PN532Sim(Commands):
         except (IndexError, ValueError):
             res = (CMD_US, None)
         if res is None:
-            return  # still running (e.g. waiting for a card with infinite retries)
+            if cmd in (0x4A, 0x60):  # waits for a card (infinite retries / endless polling)
+                self.waiting = (ack_t, cmd, bytes(params))
+            return  # or stays in a test mode until the next command
+        self._answer(ack_t, cmd, bytes(params), res)
+
+    def _answer(self, ack_t, cmd, params, res):
         delay, data = res
         resp = ERROR_FRAME if data is None else frame(bytes([0xD5, cmd + 1]) + data)
         self.last_resp = resp
         self._emit(ack_t + 100 + delay, resp, True)
+        if data is not None and cmd in (0x40, 0x42, 0x44, 0x52, 0x54):
+            self.last_err = data[0] & 0x3F
         if cmd == 0x16 and data is not None:
-            self.mode = "powerdown"
-            self.asleep = self.transport == "hsu"
+            self._power_down_after(resp, params[0], len(params) > 1 and params[1] & 1)
+
+    def _card_came(self, now):
+        """A command waiting for a card answers once one has come into the field."""
+        t0, cmd, params = self.waiting
+        came = self.field.arrived(now)
+        if came is not None and self.rf_on:
+            t = max(came, t0)
+            res = self._execute(t, cmd, params)
+            if res is not None:  # (None: not a card this command looks for)
+                self.waiting = None
+                self._answer(t, cmd, params, res)

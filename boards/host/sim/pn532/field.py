@@ -60,5 +60,10 @@ class Field:
         self._cards = keep
         return out
 
+    def arrived(self, now):
+        """When the latest of the cards in the field at `now` came in (None: field empty)."""
+        ts = [e[1] for e in self._cards if e[1] <= now and (e[2] is None or e[2] > now)]
+        return max(ts) if ts else None
+
     def has(self, card, now):
         return card in self.cards(now)

@@ -9,18 +9,17 @@ from sim.pn532.chip import PN532Sim
 
 
 class HsuPort(UartDevice):
+    """The chip's UART (HSU): 115200 baud after reset, SetSerialBaudRate changes it."""
+
     def __init__(self, sim, baud=115200):
         super().__init__(baud)
         self.sim = sim
-        self._in_free_us = 0
 
     def receive(self, now_us, data):
         """Host bytes go out back to back: a write starts when the previous one has left."""
         with self.sim.lock:
             self.sim._clock(now_us)
-            start = max(now_us, self._in_free_us)
-            self.sim.host_bytes(start, data, self.byte_us())
-            self._in_free_us = start + len(data) * self.byte_us()
+            self.sim.host_bytes(self.heard(now_us, data), "hsu")
 
     def advance(self, now_us):
         with self.sim.lock:
@@ -30,6 +29,14 @@ class HsuPort(UartDevice):
         self._out = deque((t - d, b) for t, b in self._out)
         self._tx_free_us = max(0, self._tx_free_us - d)
         self._in_free_us = max(0, self._in_free_us - d)
+        if self._switch is not None:
+            self._switch = (self._switch[0] - d, self._switch[1])
+
+    def chip_reset(self):
+        """RSTPD_N or power: nothing left to send, back to the default rate."""
+        self.flush_output()
+        self.baud = 115200
+        self._switch = None
 
     def power_cycle(self):
         super().power_cycle()
@@ -49,15 +56,18 @@ class I2cPort(BusDevice):
             s.advance(now_us)
             if s.in_reset or now_us < s.boot_until:
                 return False  # address not acknowledged
+            t = s.i2c_awake(now_us)
+            if t is None:
+                return False  # asleep, and I2C may not wake it
             s.bus_bytes += len(data) + 1
-            s.host_bytes(now_us, data)
+            s.host_bytes([(t, t, b) for b in data])
             return True
 
     def i2c_read(self, now_us, n):
         s = self.sim
         with s.lock:
             s._clock(now_us)
-            if s.in_reset or now_us < s.boot_until:
+            if s.in_reset or now_us < s.boot_until or s.i2c_awake(now_us) is None:
                 return bytes(n), 1
             s.bus_bytes += n + 1
             if n <= 1:
@@ -67,6 +77,9 @@ class I2cPort(BusDevice):
                 return bytes(n), 0
             body = f[:n - 1]
             return b"\x01" + body + bytes(n - 1 - len(body)), 0
+
+    def chip_reset(self):
+        pass
 
     def power_cycle(self):
         self.sim.power_cycle()
@@ -80,6 +93,16 @@ class SpiPort(BusDevice):
         self.op = 0
         self.reading = b""
         self.pos = 0
+        self.dead = False  # this transaction began while the chip slept: lost, MISO high
+
+    def cs_line(self, now_us, level):
+        """NSS: its falling edge wakes a sleeping chip (when SPI is a wake-up source)."""
+        s = self.sim
+        if level == 0:
+            with s.lock:
+                s._clock(now_us)
+                if not (s.in_reset or now_us < s.boot_until):
+                    s.hears(now_us, "spi")
 
     def spi_xfer(self, now_us, data, cs_fresh):
         s = self.sim
@@ -90,6 +113,10 @@ class SpiPort(BusDevice):
             out = bytearray(len(data))
             if s.in_reset or now_us < s.boot_until:
                 return bytes(out)
+            if cs_fresh:
+                self.dead = not s.hears(now_us, "spi")
+            if self.dead:
+                return b"\xff" * len(data)
             i = 0
             if cs_fresh and data:
                 self.op = data[0]
@@ -98,7 +125,7 @@ class SpiPort(BusDevice):
                     self.reading = s.take_frame(now_us) or b""
                     self.pos = 0
             if self.op == 0x01:
-                s.host_bytes(now_us, data[i:])
+                s.host_bytes([(now_us, now_us, b) for b in data[i:]])
             elif self.op == 0x02:
                 r = 1 if s.frame_ready(now_us) else 0
                 for k in range(i, len(data)):
@@ -109,6 +136,10 @@ class SpiPort(BusDevice):
                         out[k] = self.reading[self.pos]
                     self.pos += 1
             return bytes(out)
+
+    def chip_reset(self):
+        self.op = 0
+        self.dead = False
 
     def power_cycle(self):
         self.sim.power_cycle()
@@ -127,6 +158,7 @@ def install(hw, transport="hsu"):
     elif transport == "spi":
         sim.port = SpiPort(sim)
         hw.spi["NFC_CS"] = sim.port
+        hw.watch_pin("NFC_CS", sim.port.cs_line)
     else:
         raise ValueError("transport must be hsu, i2c or spi")
     hw.watch_pin("NFC_RESET", sim.reset_line)
