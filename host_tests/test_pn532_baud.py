@@ -3,7 +3,7 @@ rate, the switch once the host's ACK has arrived, timed on the wire; a host left
 rate reads garbage; what does not switch."""
 
 import pytest
-from pn532_bytes import GFV, GFV_ANSWER, command, hsu, normal, parse, talk
+from support.pn532_host import GFV, GFV_ANSWER, command, hsu, normal, parse, talk
 
 from sim import pn532
 from sim.hw import Hardware

@@ -4,7 +4,7 @@ does not take; then the multi-step behaviours (registers, GPIO, raw ISO-DEP thro
 InCommunicateThru, InAutoPoll, InSelect, waiting for a card, RF timings)."""
 
 import pytest
-from pn532_bytes import command, hsu, normal
+from support.pn532_host import command, hsu, normal
 
 from sim import cards
 from sim.pn532.commands import HANDLERS, NOT_SIMULATED

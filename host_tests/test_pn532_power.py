@@ -3,7 +3,7 @@ PowerDown on each host interface, the WakeUpEnable sources, what a wake-up costs
 what happens to a frame sent too early."""
 
 import pytest
-from pn532_bytes import GFV, GFV_ANSWER, command, hsu, normal, parse, talk
+from support.pn532_host import GFV, GFV_ANSWER, command, hsu, normal, parse, talk
 
 from sim import cards, pn532
 from sim.hw import Hardware

@@ -285,7 +285,7 @@ class PN532Sim(Commands, Power):
         """A command waiting for a card answers once one has come into the field."""
         t0, cmd, params = self.waiting
         came = self.field.arrived(now)
-        if came is not None and self.rf_on:
+        if came is not None:
             t = max(came, t0)
             res = self._execute(t, cmd, params)
             if res is not None:  # (None: not a card this command looks for)

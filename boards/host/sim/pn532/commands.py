@@ -133,8 +133,9 @@ class Commands:
 
     # -- initiator --
     def _candidates(self, t):
-        if not self.rf_on:
-            return []
+        """Cards that answer a poll now; polling switches the field back on (after an
+        RFConfiguration field-off, as nfcpy's mute() relies on)."""
+        self.rf_on = True
         return [c for c in self.field.cards(t) if not c.halted]
 
     def _target_data(self, tg, c):

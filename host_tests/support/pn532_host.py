@@ -1,4 +1,4 @@
-"""Test helpers (not tests): talk to the simulated PN532 in bytes, as a host on the wire does,
+"""Talk to the simulated PN532 in bytes, as a host on the wire does (CPython, no reader),
 and read back what it sent as a list of frames ("ACK", "NACK" or the hex of TFI + data)."""
 
 from sim import pn532

@@ -1,0 +1,1 @@
+"""Helpers the tests share (not tests, never imported by the code under test)."""
