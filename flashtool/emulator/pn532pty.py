@@ -5,8 +5,13 @@ so real PN532 hosts (libnfc's nfc-list, nfcpy, another board's driver) can talk 
     LIBNFC_DEVICE=pn532_uart:/dev/pts/N nfc-list
 
 The simulator runs on the real clock here (monotonic µs): bytes leave at their wire times at
-115200 baud, the chip and the cards take their modelled times. Cards: normal|expired|concession|
-lost|phone|tunion[:NUMBER], classic[:NUMBER], ultralight, foreign, blank.
+the chip's rate (115200 after reset; SetSerialBaudRate changes it once the host has ACKed the
+answer), the chip and the cards take their modelled times. The host's rate is the speed it set
+on the pty (termios): what the chip sends is garbled for a host at another rate, as on a real
+line. A pty carries bytes without timing, so what the host sends is taken at the chip's rate
+(there is no telling whether a write came before or after the host's own speed change).
+Cards: normal|expired|concession|lost|phone|tunion[:NUMBER], classic[:NUMBER], ultralight,
+foreign, blank.
 """
 
 import os
@@ -47,14 +52,37 @@ def open_pty(link=None):
     return master, slave, path
 
 
-def serve(sim, master, stop_at=None, stop=None):
+SPEEDS = {getattr(termios, n): int(n[1:]) for n in dir(termios)
+          if n[0] == "B" and n[1:].isdigit() and int(n[1:])}
+
+
+def host_baud(slave, default):
+    """The speed the host program set on the pty (`default` for one termios cannot name)."""
+    return SPEEDS.get(termios.tcgetattr(slave)[5], default)
+
+
+def serve(sim, master, slave, stop_at=None, stop=None):
     """Shuttle bytes between the pty and the simulator in real time."""
+    from sim.pn532 import ACK
+
     port = sim.port
+    port.host_untimed = True
+
+    def follow_host(now):
+        rate = host_baud(slave, port.baud)
+        if rate != port.host_baud and rate == sim.baud_next:
+            # The host took the new speed after the chip's SetSerialBaudRate answer: its
+            # confirming ACK had left a UART by then, but on a pty a host that flushes its
+            # output as it reopens the port (nfcpy) drops it. Put it back.
+            port.receive(now, ACK)
+        port.configure(rate)
+
     while not (stop and stop.is_set()):
         now = int(time.monotonic() * 1_000_000)
         if stop_at and now >= stop_at:
             return
         with sim.lock:
+            follow_host(now)
             out, _, nxt = port.read(now, 4096)
         if out:
             os.write(master, out)
@@ -70,6 +98,7 @@ def serve(sim, master, stop_at=None, stop=None):
                 continue
             now = int(time.monotonic() * 1_000_000)
             with sim.lock:
+                follow_host(now)
                 port.receive(now, data)
 
 
@@ -89,7 +118,7 @@ def run(args):
         path, ", ".join(args.card or ["normal"]), path), file=sys.stderr, flush=True)
     stop_at = int((time.monotonic() + args.seconds) * 1e6) if args.seconds else None
     try:
-        serve(sim, master, stop_at)
+        serve(sim, master, slave, stop_at)
     except KeyboardInterrupt:
         pass
     finally:
