@@ -2,6 +2,7 @@
 firmware, simulated PN532 on HSU): every kind of card, clash, no re-trigger while a card stays,
 a card pulled away mid-read, MIFARE opt-in."""
 
+import copy
 import time
 
 import pytest
@@ -52,12 +53,15 @@ def finish(r):
     (cards.ultralight(), dict(num="", err="2", uid="7")),
     (cards.classic("12345678"), dict(kind="3", weak="1", err="4", num="")),
 ])
-def test_card_kinds(make_reader, tmp_path, card, want):
-    r, sim = start(make_reader, tmp_path, card, nfc_taps=1)
+@pytest.mark.parametrize("baud", [115200, 921600])
+def test_card_kinds(make_reader, tmp_path, card, want, baud):
+    """Every kind, with the PN532's HSU at its reset rate and moved to 921600 (nfc_baud)."""
+    card = copy.deepcopy(card)  # the table's card ends halted by the read: a fresh one per run
+    r, sim = start(make_reader, tmp_path, card, nfc_taps=1, nfc_baud=baud)
     got = creds(r, 1)[0]
     assert {k: got[k] for k in want} == want, got
     st = finish(r)
-    assert st["taps"] == "1" and st["errors"] == "0"
+    assert st["taps"] == "1" and st["errors"] == "0" and sim.port.baud == baud
     if want.get("kind") == "1" and want.get("err", "0") == "0":
         # identity came from the application: SELECT + READ BINARY went over the air
         assert sim.commands.count(0x40) >= 3

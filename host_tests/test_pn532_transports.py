@@ -1,6 +1,7 @@
-"""The driver against the simulated PN532 over all three transports (HSU, I2C, SPI) on the
-emulated reader: card reads, every injected fault, a hung chip recovered with RSTPD_N within
-1 s, and a stale response left pending across a soft reboot of the MCU."""
+"""The driver against the simulated PN532 over all three transports (HSU at 115200 and after
+SetSerialBaudRate to 921600, I2C, SPI) on the emulated reader: card reads, every injected
+fault, a hung chip recovered with RSTPD_N within 1 s, a stale response left pending across a
+soft reboot of the MCU, a chip left at 921600 by the previous boot."""
 
 import re
 import time
@@ -10,10 +11,13 @@ import pytest
 from flashtool.bench.nfc import write_workload
 from sim import cards, pn532
 
-TRANSPORTS = ["hsu", "i2c", "spi"]
+TRANSPORTS = ["hsu", "hsu-921600", "i2c", "spi"]
 
 
 def start(make_reader, tmp_path, transport, *present, **settings):
+    transport, _, baud = transport.partition("-")
+    if baud:
+        settings["nfc_baud"] = int(baud)
     r = make_reader(nfc=transport)
     sim = pn532.install(r.hw, transport)
     for c in present:
@@ -57,6 +61,8 @@ def test_reads_every_card_kind_on_each_transport(make_reader, tmp_path, transpor
     assert r.wait(60) == 0
     drv = counters(r, "DRV")
     assert drv["timeouts"] == 0 and drv["bad"] == 0, drv
+    if transport == "hsu-921600":
+        assert sim.port.baud == sim.port.host_baud == 921600 and sim.baud_switches == 1
 
 
 FAULTS = {
@@ -173,3 +179,22 @@ def test_spi_bus_must_shift_lsb_first(make_reader, tmp_path):
     code, out = r.run(entry="msb", extra_path=d)
     assert code == 0, out
     assert "first 0 Timeout no ACK" in out and "first 1 ok 32010607" in out, out
+
+
+def test_chip_left_at_921600_by_the_previous_boot(make_reader, tmp_path):
+    """A soft reboot keeps the PN532 powered at 921600 while the new boot starts its UART at
+    115200: init gets no answer, the reset line brings the chip back to 115200, and the reader
+    moves it to 921600 again and reads."""
+    r, sim = start(make_reader, tmp_path, "hsu-921600", cards.normal("3104000000000001"),
+                   nfc_taps=1)
+    cred_lines(r, 1)
+    assert r.wait(60) == 0 and sim.port.baud == 921600
+    sim.field.clear()
+    r.boot(entry="nfcload", extra_path=tmp_path / "extra", reset_cause="soft",
+           settings={"nfc_taps": 1, "nfc_baud": 921600})
+    line = r.wait_for(lambda s: " nfc reset " in s and "back in" in s)
+    assert int(re.search(r"back in (\d+) ms", line).group(1)) < 1000, line
+    sim.field.present(cards.normal("3104000000000002"))
+    assert "num=3104000000000002" in cred_lines(r, 1)[0]
+    assert r.wait(60) == 0
+    assert sim.resets >= 1 and sim.port.baud == 921600 and sim.baud_switches == 2
