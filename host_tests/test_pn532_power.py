@@ -149,11 +149,11 @@ def test_i2c_wakes_on_its_address_stretching_scl_and_loses_nothing():
     ok, out = i2c_command(dev, 10_000, b"\x02")
     assert ok and out == GFV_ANSWER and sim.stretched_us == WAKE_US
     assert i2c_command(dev, 300_000, b"\x14\x01") == (True, ["ACK", "d515"])
-    assert i2c_command(dev, 400_000, b"\x16\x10") == (True, ["ACK", "d51700"])  # HSU only
+    assert i2c_command(dev, 400_000, b"\x16\x01") == (True, ["ACK", "d51700"])  # INT0 only
     assert dev.i2c_write(500_000, GFV) is False  # asleep: the address is not acknowledged
     assert dev.i2c_read(500_000, 1) == (b"\x00", 1)
     assert i2c_command(dev, 600_000, b"\x16\x80")[0] is False  # still asleep
-    sim.wake_event(700_000, "hsu")  # (a source that PowerDown 0x10 enabled)
+    sim.wake_event(700_000, "int0")
     assert i2c_command(dev, 800_000, b"\x16\x80") == (True, ["ACK", "d51700"])
     ok, out = i2c_command(dev, 900_000, b"\x02")
     assert ok and out == GFV_ANSWER and sim.stretched_us == 2 * WAKE_US
