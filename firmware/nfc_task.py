@@ -77,8 +77,9 @@ class NfcReader:
         if drv.t.kind == "hsu" and self.baud != drv.t.baud:
             await self._do(drv.set_baud(self.baud))  # a reset brings it back to 115200
         self.ready = True
-        log.info("pn532", "ic=%02x fw=%d.%d baud=%d", ver >> 24, (ver >> 16) & 0xFF,
-                 (ver >> 8) & 0xFF, getattr(drv.t, "baud", 0))
+        bus = "hsu %d" % drv.t.baud if drv.t.kind == "hsu" else drv.t.kind
+        log.info("pn532", "ic=%02x fw=%d.%d bus=%s", ver >> 24, (ver >> 16) & 0xFF,
+                 (ver >> 8) & 0xFF, bus)
 
     async def recover(self, why):
         """RSTPD_N low, high, re-initialise: about 60 ms, well within 1 s."""
