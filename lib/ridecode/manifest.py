@@ -3,4 +3,5 @@ metadata(description="Signed QR ride codes: format, signed key set, offline veri
 require("base45")
 require("rsapkcs1")
 require("civildate")
+require("p256")
 package("ridecode")
