@@ -25,7 +25,10 @@ async def main():
     while clock.ticks_diff(clock.ticks_ms(), t0) < @DURATION@:
         now = clock.ticks_diff(clock.ticks_ms(), t0)
         if @MODE@ == scanengine.MODE_COMMAND and now - last_trigger >= 1000:
-            await se.trigger()
+            try:
+                await se.trigger()
+            except scanengine.ScanEngineError:
+                pass  # counted in se.timeouts
             last_trigger = now
         for _ in range(4):
             se.poll()
@@ -152,3 +155,86 @@ def test_manual_mode_scans_nothing_without_the_trigger_pin(reader, tmp_path):
     sim, codes, stats = scan(reader, tmp_path, [(100, "show", "RC1:NOPE")], mode=0,
                              duration=1500)
     assert codes == [] and sim.emitted == 0
+
+
+
+SLOW = """
+import board
+from scanengine import ScanEngine
+
+def run():
+    clock = board.clock
+    se = ScanEngine(board.scanner_uart(), clock, bufsize=64)
+    se.send(0x08, 0x0002, b"\\x01", crc=0)  # the engine ignores it; the test sends its reply
+    print("t0")
+    got = []
+    t0 = clock.ticks_ms()
+    while len(got) < 2 and clock.ticks_diff(clock.ticks_ms(), t0) < 2000:
+        n = se.poll()
+        if n:
+            got.append(bytes(se.code[:n]))
+            clock.sleep_ms(150)  # what a slow verification does to the next poll
+        clock.sleep_ms(5)
+    print("codes", got, se.late_replies, se.bad_replies)
+"""
+
+
+def test_a_reply_behind_a_code_survives_a_slow_verification(reader, tmp_path):
+    """The engine sends a code, then (queued behind it) the reply to a command; the reader
+    spends 150 ms verifying the code before it polls again. The rest of the chunk it already
+    read is not an idle line: the reply is a reply, and the next code arrives clean."""
+    sim = se_sim.install(reader.hw)
+    d = tmp_path / "extra"
+    d.mkdir()
+    (d / "slow_work.py").write_text(textwrap.dedent(SLOW))
+    Scenario(reader, sim, [(50, "inject", b"RC2:FIRST\r" + se_sim.reply(b"\x00")),
+                           (400, "inject", b"RC2:SECOND\r")])
+    code, out = reader.run(entry="slow_work", extra_path=d)
+    assert code == 0, "\n".join(out)
+    line = [x for x in out if x.startswith("codes")][0]
+    assert line == "codes [b'RC2:FIRST', b'RC2:SECOND'] 0 0"  # no late, no bad reply
+
+
+RETRIES = """
+import asyncio
+import board
+import scanengine
+from scanengine import ScanEngine
+
+def run():
+    asyncio.run(main())
+
+async def main():
+    clock = board.clock
+    se = ScanEngine(board.scanner_uart(), clock, bufsize=64)
+    print("t0")
+    try:  # a trigger the engine answers only later, three times (once per try)
+        await se.command(scanengine.WRITE, 0x0002, b"\\x01", crc=0)
+    except scanengine.ScanEngineError as e:
+        print("timeout", e.errno, se.timeouts)
+    got = []
+    t0 = clock.ticks_ms()
+    while len(got) < 2 and clock.ticks_diff(clock.ticks_ms(), t0) < 2000:
+        n = se.poll()
+        if n:
+            got.append(bytes(se.code[:n]))
+        await asyncio.sleep_ms(5)
+    print("codes", got, se.late_replies, se.bad_replies)
+"""
+
+
+def test_every_retry_s_late_reply_is_a_reply(reader, tmp_path):
+    """A command tried three times gets three replies, all late (queued behind a code): none
+    of them is scan data in front of the next code."""
+    sim = se_sim.install(reader.hw)
+    d = tmp_path / "extra"
+    d.mkdir()
+    (d / "retry_work.py").write_text(textwrap.dedent(RETRIES))
+    late = se_sim.reply(b"\x00") * 3
+    Scenario(reader, sim, [(560, "inject", b"RC2:FIRST\r" + late),
+                           (900, "inject", b"RC2:SECOND\r")])
+    code, out = reader.run(entry="retry_work", extra_path=d)
+    assert code == 0, "\n".join(out)
+    assert [x for x in out if x.startswith("timeout")] == ["timeout 110 3"]
+    assert [x for x in out if x.startswith("codes")] == [
+        "codes [b'RC2:FIRST', b'RC2:SECOND'] 3 0"]

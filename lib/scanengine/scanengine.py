@@ -78,7 +78,7 @@ class ScanEngine:
         self.reply_len = -1  # data bytes of the last good reply; -1 while none
         self._pending = False
         self._sent_ms = 0
-        self._sent = False  # a command went out less than _LATE_MS ago (maybe)
+        self._owed = 0  # frames sent (each try counts) whose reply has not come in yet
         self._rstate = _R_IDLE
         self._rn = 0
         self._ready = 0
@@ -115,7 +115,7 @@ class ScanEngine:
         self._pending = True
         self._rstate = _R_IDLE
         self._sent_ms = self._clock.ticks_ms()
-        self._sent = True
+        self._owed += 1
         self._uart.write(memoryview(t)[: 8 + n])
 
     async def command(self, typ, addr, data=b"", n=-1, crc=-1, timeout_ms=150, retries=2):
@@ -174,14 +174,17 @@ class ScanEngine:
         code in self.code (0 if none); the rest of the chunk is kept for the next poll."""
         if now < 0:
             now = self._clock.ticks_ms()
+        empty = False  # the UART had nothing: only then is a pause on the line a real gap
         if self._rpos >= self._rend:
             got = self._uart.readinto(self._rx, _CHUNK)
             self._rpos = 0
             self._rend = got or 0
             if got:
                 self.rx_ms = now
+            else:
+                empty = True
         n = self._feed(self._rx, self._rend, now)
-        if n:
+        if n or not empty:
             return n
         diff = self._clock.ticks_diff
         if (self._n or self._over) and diff(now, self._last_ms) >= self.gap_ms:
@@ -234,8 +237,8 @@ class ScanEngine:
             if b != 0x02 or self._n:
                 return False
             if not self._pending:
-                if not self._sent or self._clock.ticks_diff(now, self._sent_ms) > _LATE_MS:
-                    self._sent = False
+                if not self._owed or self._clock.ticks_diff(now, self._sent_ms) > _LATE_MS:
+                    self._owed = 0
                     return False  # no command out lately: STX is scan data
                 self.late_replies += 1  # answer to a command that already timed out
             self._rstate = _R_BODY
@@ -249,16 +252,17 @@ class ScanEngine:
             # not a success reply: give up on it, the command times out and is retried
             self.bad_replies += 1
             self._rstate = _R_IDLE
+            self._owed = max(0, self._owed - 1)
             return True
         if k >= 4:
             ln = r[3] or 256
             if k == ln + 6:
                 self._rstate = _R_IDLE
+                self._owed = max(0, self._owed - 1)  # each frame sent is answered once
                 crc = crc16_xmodem(r, 2, ln + 2)
                 if crc == (r[ln + 4] << 8 | r[ln + 5]):
                     self.reply_len = ln
                     self._pending = False
-                    self._sent = False
                 else:
                     self.bad_replies += 1
         return True
