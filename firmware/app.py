@@ -314,7 +314,9 @@ async def main(board, cfg, cfg_error=None):
     from ridecode import verifier as ridecode
 
     # an update of the key set calls app.verifier.set_keyset(ks)
-    verifier = ridecode.Verifier(rides_keyset(keyset), board.clock)
+    verifier = ridecode.Verifier(rides_keyset(keyset), board.clock,
+                                 window_s=cfg["ridecode_window_s"], skew_s=cfg["ridecode_skew_s"],
+                                 rc1=cfg["ridecode_rc1"])
     from qr_task import QrReader
 
     qr = QrReader(board.scanner_uart(), board.clock, verifier, cfg)

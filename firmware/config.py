@@ -34,7 +34,11 @@ DEFAULTS = {
     "qr_same_ms": 3000,  # the same code re-read within this interval is not delivered again
     "qr_probe_s": 30,  # quiet this long: check the engine still answers
     "qr_trigger_ms": 1000,
-    "qr_buf": 512,
+    "qr_buf": 1024,  # an RC2 code is 733 characters
+    # ride codes (lib/ridecode): RC1 only during the migration (its day keys sit on readers)
+    "ridecode_rc1": False,
+    "ridecode_window_s": 20,  # a code is fresh for window + skew after it was generated
+    "ridecode_skew_s": 10,  # phone clock ahead of / behind the reader's
 }
 
 _CHOICES = {
@@ -61,6 +65,8 @@ _RANGES = {
     "qr_probe_s": (1, 3600),
     "qr_trigger_ms": (100, 10000),
     "qr_buf": (128, 4096),
+    "ridecode_window_s": (1, 300),
+    "ridecode_skew_s": (0, 300),
 }
 
 

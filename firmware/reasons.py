@@ -90,6 +90,9 @@ CODE_RESULTS = (
     ("STALE", CODE_STALE),
     ("REPLAYED", CODE_REPLAYED),
     ("NO_TRUSTED_TIME", NO_TIME),
+    ("NON_CANONICAL", CODE_FORGED),  # RC2: a malleated or mis-encoded rider signature
+    ("BAD_KEY", CODE_FORGED),  # RC2: a certified rider key that is not a curve point
+    ("RETIRED", CODE_INVALID),  # RC1 after the migration switch is off
 )
 
 

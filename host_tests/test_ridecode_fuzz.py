@@ -1,5 +1,6 @@
 """Fuzzed ride-code strings on the reader's verifier (MicroPython, compiled): nothing unhandled,
-nobody passes. Short form in `make test`; >= 100,000 strings under @pytest.mark.long."""
+nobody passes, RC2 (the format) and RC1 (kept for the migration, switched on here). Short
+forms in `make test`; >= 100,000 strings of each under @pytest.mark.long."""
 
 import random
 import struct
@@ -11,6 +12,7 @@ from flashtool.codes import issuer as cc
 
 base45 = cc.base45
 ALPHA = base45.ALPHABET
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # the P-256 group order
 
 
 @pytest.fixture
@@ -19,10 +21,13 @@ def world(tmp_path_factory):
 
 
 def mutate(rng, world, cert_pool):
-    """One fuzzed code string (bytes), never equal to a genuine code."""
+    """One fuzzed code string (bytes), never equal to a genuine code. The format follows the
+    certificate's version byte."""
     cert = rng.choice(cert_pool)
-    good = world.code(cert=cert, gen=NOW - rng.randrange(60), counter=rng.randrange(65536))
-    kind = rng.randrange(9)
+    make = world.code2 if cert[0] == 2 else world.code
+    good = make(cert=cert, gen=NOW - rng.randrange(40), counter=rng.randrange(65536))
+    prefix = good[:4]
+    kind = rng.randrange(10)
     s = bytearray(good)
     if kind == 0:  # a few characters replaced by base45 characters
         for _ in range(rng.randint(1, 3)):
@@ -40,17 +45,27 @@ def mutate(rng, world, cert_pool):
         raw = bytearray(base45.decode(bytes(s[4:])))
         for _ in range(rng.randint(1, 3)):
             raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
-        s = bytearray(b"RC1:" + base45.encode(bytes(raw)))
+        s = bytearray(prefix + base45.encode(bytes(raw)))
     elif kind == 5:  # random binary of a plausible length, valid base45
-        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 330)))
-        s = bytearray(b"RC1:" + base45.encode(raw))
-    elif kind == 6:  # random binary with a plausible header (version 1, key 1, account len)
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 500)))
+        s = bytearray(prefix + base45.encode(raw))
+    elif kind == 6:  # random binary with a plausible header (version, key id, account len)
         acc = rng.randint(0, 25)
-        raw = bytes([1, rng.choice((1, 2, 9)), 5, acc]) + bytes(
-            rng.randrange(256) for _ in range(rng.randint(0, 320)))
-        s = bytearray(b"RC1:" + base45.encode(raw))
+        raw = bytes([cert[0], rng.choice((1, 2, 9)), 5, acc]) + bytes(
+            rng.randrange(256) for _ in range(rng.randint(0, 490)))
+        s = bytearray(prefix + base45.encode(raw))
     elif kind == 7:  # two codes glued, or a doubled prefix
-        s = bytearray(good + (good if rng.random() < 0.5 else b"RC1:"))
+        s = bytearray(good + (good if rng.random() < 0.5 else prefix))
+    elif kind == 8:  # the signature (RC1: the MAC) replaced: edge values, its other half, noise
+        raw = bytearray(base45.decode(bytes(s[4:])))
+        n = 32 if cert[0] == 2 else 8
+        half = int.from_bytes(raw[-n:], "big")
+        tail = rng.choice((0, 1, N - 1, N, N + 1, 2 ** (8 * n) - 1, N - half,
+                           rng.randrange(2 ** (8 * n))))
+        raw[-n:] = (tail % 2 ** (8 * n)).to_bytes(n, "big")
+        if rng.random() < 0.3:
+            raw[-2 * n:-n] = bytes(rng.randrange(256) for _ in range(n))
+        s = bytearray(prefix + base45.encode(bytes(raw)))
     else:  # noise
         s = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 900)))
     if bytes(s) == good:
@@ -65,7 +80,7 @@ ks = keyset.load(open(%r, "rb").read(), %d, %d)
 class Clock:
     def time(self):
         return %d
-v = verifier.Verifier(ks, Clock(), replay_slots=64)
+v = verifier.Verifier(ks, Clock(), replay_slots=64, rc1=%s)
 cred = credential.Credential()
 buf = bytearray(1024)
 count = 0
@@ -84,19 +99,27 @@ print("counts", count, " ".join(str(c) for c in v.counts))
 """
 
 
-def campaign(mp, world, tmp_path, n, seed):
+def campaign(mp, world, tmp_path, n, seed, version):
     rng = random.Random(seed)
-    certs = [world.cert, world.make_cert(account="A1", category=1),
-             world.make_cert(key=world.revoked, kid=2),
-             world.make_cert(key=world.stranger, kid=9),
-             world.make_cert(valid_from=NOW - 10 * 86400, valid_to=NOW - 1)]
+    if version == 2:
+        certs = [world.cert2, world.make_cert2(account="A1", category=1),
+                 world.make_cert2(key=world.revoked, kid=2),
+                 world.make_cert2(key=world.stranger, kid=9),
+                 world.make_cert2(valid_from=NOW - 10 * 86400, valid_to=NOW - 1)]
+        reached = ("malformed", "forged", "unknown-key", "revoked", "expired", "non-canonical")
+    else:
+        certs = [world.cert, world.make_cert(account="A1", category=1),
+                 world.make_cert(key=world.revoked, kid=2),
+                 world.make_cert(key=world.stranger, kid=9),
+                 world.make_cert(valid_from=NOW - 10 * 86400, valid_to=NOW - 1)]
+        reached = ("malformed", "forged", "unknown-key", "revoked", "expired")
     path = tmp_path / "fuzz.bin"
     with open(path, "wb") as f:
         for _ in range(n):
             s = mutate(rng, world, certs)[:1024]
             f.write(struct.pack(">H", len(s)) + s)
-    out = mp(HARNESS % (str(world.ks_path), world.root["n"], world.root["e"], NOW, str(path)),
-             timeout=1800)
+    out = mp(HARNESS % (str(world.ks_path), world.root["n"], world.root["e"], NOW,
+                        version == 1, str(path)), timeout=3600)
     assert "PASSED" not in out, out[:2000]
     last = out.splitlines()[-1].split()
     assert last[0] == "counts" and int(last[1]) == n
@@ -104,15 +127,24 @@ def campaign(mp, world, tmp_path, n, seed):
     print(counts)
     assert counts["ok"] == 0
     # the campaign reached every stage of the verifier, not only the parser
-    for reason in ("malformed", "forged", "unknown-key", "revoked", "expired"):
+    for reason in reached:
         assert counts[reason] > 0, counts
     return counts
 
 
-def test_fuzzed_code_strings_short(mp, world, tmp_path):
-    campaign(mp, world, tmp_path, 10_000, seed=1)
+def test_fuzzed_rc2_strings_short(mp, world, tmp_path):
+    campaign(mp, world, tmp_path, 10_000, seed=1, version=2)
+
+
+def test_fuzzed_rc1_strings_short(mp, world, tmp_path):
+    campaign(mp, world, tmp_path, 3_000, seed=4, version=1)
 
 
 @pytest.mark.long
-def test_fuzzed_code_strings_full(mp, world, tmp_path):
-    campaign(mp, world, tmp_path, 100_000, seed=2)
+def test_fuzzed_rc2_strings_full(mp, world, tmp_path):
+    campaign(mp, world, tmp_path, 100_000, seed=2, version=2)
+
+
+@pytest.mark.long
+def test_fuzzed_rc1_strings_full(mp, world, tmp_path):
+    campaign(mp, world, tmp_path, 100_000, seed=5, version=1)

@@ -1,15 +1,15 @@
 """Shared material for the ride-code tests: locally generated keys (never committed), a signed
-key set, code builders (flashtool/codes/issuer.py, the issuer side) and a harness that runs the
-reader's verifier on MicroPython from the compiled build."""
-
-import json
+key set, code builders (flashtool/codes/issuer.py, the issuer side; flashtool/codes/rider.py,
+the app's) and a harness that runs the reader's verifier on MicroPython from the compiled
+build."""
 
 from flashtool.codes import issuer as cc
+from flashtool.codes import rider as app
 
 NOW = 1_795_487_847  # a fixed "now" (UTC seconds) for the reader's clock
 DAY = NOW // 86400
 RESULTS = ("ok", "malformed", "forged", "unknown-key", "revoked", "expired", "not-yet-valid",
-           "stale", "replayed", "no-trusted-time")
+           "stale", "replayed", "no-trusted-time", "non-canonical", "bad-key", "retired")
 
 
 class World:
@@ -26,15 +26,28 @@ class World:
         self.ks_path = tmp / "keyset.bin"
         self.ks_path.write_bytes(self.keyset)
         self.cert = self.make_cert()
+        self.rider = app.rider_key(seed=1)  # riders' keys: fixed seeds, same on every run
+        self.other_rider = app.rider_key(seed=2)
+        self.cert2 = self.make_cert2()
 
     def make_cert(self, key=None, kid=1, account="3104770011223344556F", category=5,
                   valid_from=NOW - 86400, valid_to=NOW + 30 * 86400):
         return cc.make_cert(key or self.issuer, kid, account, category, valid_from, valid_to)
 
     def code(self, cert=None, gen=NOW - 5, counter=1, day=None):
+        """An RC1 code (the day-key MAC)."""
         cert = cert or self.cert
         dk = self.days.get(gen // 86400 if day is None else day) or cc.day_key(b"?" * 32, 0)
         return cc.make_code(cert, cc.user_key(dk, cert), gen, counter)
+
+    def make_cert2(self, key=None, kid=1, account="3104770011223344556F", category=5,
+                   valid_from=NOW - 86400, valid_to=NOW + 30 * 86400, rider=None):
+        return cc.make_cert2(key or self.issuer, kid, account, category, valid_from, valid_to,
+                             app.public_bytes(rider or self.rider))
+
+    def code2(self, cert=None, gen=NOW - 5, counter=1, rider=None):
+        """An RC2 code signed by the rider's key (the app's side)."""
+        return app.make_code2(cert or self.cert2, rider or self.rider, gen, counter)
 
 
 _made = []
@@ -77,12 +90,14 @@ print("C", v.certs.hits, v.certs.misses, v.replay.fresh_evictions)
 
 
 def verify(mp, world, cases, **kw):
-    """cases: [(now or None, text bytes)] -> (list of result rows, cache stats)."""
+    """cases: [(now or None, text bytes)] -> (list of result rows, cache stats). The verifier
+    accepts RC1 unless rc1=False is passed."""
+    kw.setdefault("rc1", True)
     path = world.tmp / ("cases_%d.txt" % id(cases))
     path.write_text("".join("%s %s\n" % ("-" if now is None else now,
                                          t.decode() if isinstance(t, bytes) else t)
                             for now, t in cases))
-    code = HARNESS % (world.root["n"], world.root["e"], str(world.ks_path), json.dumps(kw),
+    code = HARNESS % (world.root["n"], world.root["e"], str(world.ks_path), repr(kw),
                       str(path))
     out = mp(code).splitlines()
     rows = [line.split(" ") for line in out if line.startswith("R ")]

@@ -1,5 +1,6 @@
-"""The reader's ride-code verifier on MicroPython (compiled build): every refusal has its own
-reason, genuine codes pass once, no trusted time never passes."""
+"""The reader's ride-code verifier on MicroPython (compiled build), RC1 codes (the format kept
+for the migration; RC2 in test_ridecode_rc2.py): every refusal has its own reason, genuine
+codes pass once, no trusted time never passes, and RC1 is refused once it is switched off."""
 
 import pytest
 from test_ridecode_support import DAY, NOW, make_world, verify
@@ -79,7 +80,7 @@ def test_each_refusal_has_its_own_reason(mp, world):
 
 RESULT_CODES = {"ok": 0, "malformed": 1, "forged": 2, "unknown-key": 3, "revoked": 4,
                 "expired": 5, "not-yet-valid": 6, "stale": 7, "replayed": 8,
-                "no-trusted-time": 9}
+                "no-trusted-time": 9, "non-canonical": 10, "bad-key": 11, "retired": 12}
 
 
 def test_day_key_missing_is_unknown_key_when_fresh(mp, world):
@@ -94,20 +95,25 @@ def test_day_key_missing_is_unknown_key_when_fresh(mp, world):
 
 def test_freshness_window_and_skew_are_configurable(mp, world):
     w = world
-    cases = [(NOW, w.code(gen=NOW - 30 - 30, counter=3)),  # exactly window + skew: ok
-             (NOW, w.code(gen=NOW - 30 - 31, counter=4)),  # one second more: stale
-             (NOW, w.code(gen=NOW + 30, counter=5)),  # phone clock ahead by the skew: ok
-             (NOW, w.code(gen=NOW - 20, counter=6))]
+    cases = [(NOW, w.code(gen=NOW - 20 - 10, counter=3)),  # exactly window + skew: ok
+             (NOW, w.code(gen=NOW - 20 - 11, counter=4)),  # one second more: stale
+             (NOW, w.code(gen=NOW + 10, counter=5)),  # phone clock ahead by the skew: ok
+             (NOW, w.code(gen=NOW - 5, counter=6))]
     rows, _ = verify(mp, world, cases)
     assert [r["result"] for r in rows] == ["ok", "stale", "ok", "ok"]
-    rows, _ = verify(mp, world, cases, window_s=10, skew_s=5)
-    assert [r["result"] for r in rows] == ["stale", "stale", "stale", "stale"]
+    rows, _ = verify(mp, world, cases, window_s=3, skew_s=2)
+    assert [r["result"] for r in rows] == ["stale", "stale", "stale", "ok"]
 
 
-def test_screenshot_stops_working_within_60s(mp, world):
+def test_screenshot_stops_working_within_30s(mp, world):
     code = world.code(gen=NOW, counter=77)
-    rows, _ = verify(mp, world, [(NOW + 60, code), (NOW + 61, world.code(gen=NOW, counter=78))])
-    assert [r["result"] for r in rows] == ["ok", "stale"]  # default window 30 s + skew 30 s
+    rows, _ = verify(mp, world, [(NOW + 30, code), (NOW + 31, world.code(gen=NOW, counter=78))])
+    assert [r["result"] for r in rows] == ["ok", "stale"]  # default window 20 s + skew 10 s
+
+
+def test_rc1_is_refused_once_switched_off(mp, world):
+    rows, _ = verify(mp, world, [(NOW, world.code(counter=90)), (NOW, b"RC1:")], rc1=False)
+    assert [r["result"] for r in rows] == ["retired", "retired"]
 
 
 def test_no_trusted_time_is_manual_check_never_pass(mp, world):

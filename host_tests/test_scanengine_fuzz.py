@@ -23,22 +23,22 @@ def segment(rng, world, certs, i):
     k = rng.randrange(8)
     counter = i & 0xFFFF
     if k == 0:
-        return world.code(gen=NOW - 5 - 7 * (i >> 16), counter=counter), True
+        return world.code2(gen=NOW - 5 - 7 * (i >> 16), counter=counter), True
     if k == 1:
         return mutate(rng, world, certs), False
     if k == 2:  # line noise with the protocol's own bytes in it
-        pool = b"\x02\x00\x7e\x0d\x0a\xab\xcdRC1:" + bytes(range(32, 127))
+        pool = b"\x02\x00\x7e\x0d\x0a\xab\xcdRC2:" + bytes(range(32, 127))
         return bytes(rng.choice(pool) for _ in range(rng.randint(1, 80))), False
     if k == 3:  # a stray reply frame (valid shape, random content)
         body = bytes([0, rng.randrange(256)]) + bytes(rng.randrange(256) for _ in range(4))
         return b"\x02\x00" + body, False
     if k == 4:  # over-long output
-        return bytes(rng.choice(b"ABC123 $%") for _ in range(rng.randint(513, 2000))), False
+        return bytes(rng.choice(b"ABC123 $%") for _ in range(rng.randint(1025, 2000))), False
     if k == 5:  # half a genuine code (cut by the phone moving away)
-        c = world.code(counter=counter)
+        c = world.code2(counter=counter)
         return c[:rng.randrange(1, len(c))], False
     if k == 6:  # a genuine code with a byte lost on the wire
-        c = bytearray(world.code(counter=counter))
+        c = bytearray(world.code2(counter=counter))
         del c[rng.randrange(len(c))]
         return bytes(c), False
     return bytes(rng.randrange(256) for _ in range(rng.randint(0, 600))), False
@@ -78,7 +78,7 @@ v = verifier.Verifier(ks, clock, replay_slots=64)
 cred = credential.Credential()
 f = open(%r, "rb")
 uart = Uart(f)
-se = scanengine.ScanEngine(uart, clock, bufsize=512, gap_ms=40, same_ms=3000)
+se = scanengine.ScanEngine(uart, clock, bufsize=1024, gap_ms=40, same_ms=3000)
 segs = 0
 ok = 0
 
@@ -109,7 +109,7 @@ print("done", segs, ok, se.codes, se.suppressed, se.overruns, " ".join(str(c) fo
 
 def campaign(mp, world, tmp_path, n, seed):
     rng = random.Random(seed)
-    certs = [world.cert, world.make_cert(key=world.stranger, kid=9)]
+    certs = [world.cert2, world.make_cert2(key=world.stranger, kid=9)]
     path = tmp_path / "streams.bin"
     genuine = 0
     with open(path, "wb") as f:

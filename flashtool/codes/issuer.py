@@ -1,9 +1,11 @@
 """Ride-code keys, certificates, key sets and codes (`flash.py codes`).
 
 The issuer side of docs/ride-code.md, for demos, tests and app makers: RSA keys generated
-locally (default var/keys/, git-ignored), issuer certificates, the root-signed key set readers
-load, and dynamic codes with their QR image. Everything it signs is checked with the reader's
-own verifier code (lib/rsapkcs1, lib/ridecode) before it is written.
+locally (default var/keys/, git-ignored), issuer certificates (RC2: binding a rider's public
+key; RC1: for the migration), the root-signed key set readers load, and RC1 dynamic codes
+(RC2 codes are the rider app's: flashtool/codes/rider.py) with their QR image. Everything it
+signs is checked with the reader's own verifier code (lib/rsapkcs1, lib/ridecode) before it
+is written.
 """
 
 import hashlib
@@ -13,6 +15,7 @@ import struct
 from pathlib import Path
 
 from flashtool import ROOT, use_lib
+from flashtool.codes.rider import key_hi
 
 use_lib("ridecode", "base45", "rsapkcs1")
 
@@ -64,18 +67,40 @@ def day_key(master, day):
 
 
 # -- certificates and codes --
-def make_cert(key, kid, account, category, valid_from, valid_to):
-    """Issuer certificate + its RSA signature (bytes)."""
+def _cert_body(version, kid, category, account, valid_from, valid_to):
     account = account.encode() if isinstance(account, str) else bytes(account)
     if not 1 <= len(account) <= layout.ACCOUNT_MAX or not all(0x20 < c < 0x7F for c in account):
         raise ValueError("account: 1..%d printable ASCII characters" % layout.ACCOUNT_MAX)
-    body = bytes([layout.VERSION, kid, category, len(account)]) + account
-    body += struct.pack(">II", valid_from, valid_to)
-    h = hashlib.sha256(layout.CERT_DOMAIN + body).digest()
-    sig = sign(key, h)
+    body = bytes([version, kid, category, len(account)]) + account
+    return body + struct.pack(">II", valid_from, valid_to)
+
+
+def _signed(key, domain, body):
+    sig = sign(key, hashlib.sha256(domain + body).digest())
     if len(sig) != layout.SIG_LEN:
         raise ValueError("issuer key must be RSA-2048")
     return body + sig
+
+
+def make_cert(key, kid, account, category, valid_from, valid_to):
+    """RC1 issuer certificate + its RSA signature (bytes)."""
+    return _signed(key, layout.CERT_DOMAIN, _cert_body(layout.VERSION, kid, category, account,
+                                                       valid_from, valid_to))
+
+
+def make_cert2(key, kid, account, category, valid_from, valid_to, rider_pub):
+    """RC2 issuer certificate: binds the rider's public key (64 bytes x || y, made on the
+    phone) and 2**128 times it, which the reader uses to halve its work. The issuer computes
+    that multiple itself: it signs what it has checked."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if len(rider_pub) != layout.KEY_LEN:
+        raise ValueError("rider key: 64 bytes x || y")
+    ec.EllipticCurvePublicNumbers(int.from_bytes(rider_pub[:32], "big"),
+                                  int.from_bytes(rider_pub[32:], "big"),
+                                  ec.SECP256R1()).public_key()  # ValueError off the curve
+    body = _cert_body(layout.VERSION2, kid, category, account, valid_from, valid_to)
+    return _signed(key, layout.CERT2_DOMAIN, body + bytes(rider_pub) + key_hi(rider_pub))
 
 
 def user_key(dkey, cert):

@@ -1,5 +1,5 @@
-"""`flash.py codes keygen|keyset|issue|show`: ride codes as an issuer and a rider app make them
-(the format: docs/ride-code.md; the work: flashtool/codes/issuer.py)."""
+"""`flash.py codes keygen|keyset|rider-key|issue|show`: ride codes as an issuer and a rider app
+make them (the format: docs/ride-code.md; the work: flashtool/codes/issuer.py and rider.py)."""
 
 import calendar
 import time
@@ -13,11 +13,19 @@ from flashtool.codes.issuer import (
     layout,
     load_key,
     make_cert,
+    make_cert2,
     make_code,
     make_keyset,
     save_key,
     user_key,
     write_qr,
+)
+from flashtool.codes.rider import (
+    load_rider_key,
+    make_code2,
+    public_bytes,
+    rider_key,
+    save_rider_key,
 )
 
 
@@ -52,25 +60,46 @@ def cmd_keyset(a):
           % (a.out, len(data), a.serial, a.issuer, a.revoke, first - 1, first + a.days - 1))
 
 
+def cmd_rider_key(a):
+    """What the rider app does once, on the phone: a key pair whose private half stays there."""
+    path = Path(a.out)
+    if path.exists() and not a.force:
+        raise SystemExit("%s exists (--force to replace)" % path)
+    priv = rider_key(a.seed)
+    save_rider_key(priv, path)
+    print("wrote %s; public key (for the issuer): %s" % (path, public_bytes(priv).hex()))
+
+
 def cmd_issue(a):
     key = load_key(Path(a.dir) / ("issuer-%d.json" % a.id))
     start = _time(a.valid_from)
     end = _time(a.valid_to) if a.valid_to else start + a.days * layout.DAY_S
-    cert = make_cert(key, a.id, a.account, a.category, start, end)
+    if a.format == 1:
+        cert = make_cert(key, a.id, a.account, a.category, start, end)
+    elif not a.rider_key:
+        raise SystemExit("an RC2 certificate binds a rider key: --rider-key (or --format 1)")
+    else:
+        pub = public_bytes(load_rider_key(a.rider_key))  # a real issuer gets only this half
+        cert = make_cert2(key, a.id, a.account, a.category, start, end, pub)
     Path(a.out).write_bytes(cert)
-    print("wrote %s: certificate %d bytes for %s" % (a.out, len(cert), a.account))
+    print("wrote %s: RC%d certificate %d bytes for %s" % (a.out, cert[0], len(cert), a.account))
 
 
 def cmd_show(a):
     cert = Path(a.cert).read_bytes()
     gen = _time(a.at)
-    ukey = user_key(day_key(day_master(a.dir), gen // layout.DAY_S), cert)
-    text = make_code(cert, ukey, gen, a.counter)
+    if cert[0] == layout.VERSION2:
+        if not a.rider_key:
+            raise SystemExit("an RC2 code is signed with the rider's key: --rider-key")
+        text = make_code2(cert, load_rider_key(a.rider_key), gen, a.counter)
+    else:
+        ukey = user_key(day_key(day_master(a.dir), gen // layout.DAY_S), cert)
+        text = make_code(cert, ukey, gen, a.counter)
     print(text.decode())
     print("# %d characters, %d bytes decoded, generated %d" % (len(text), len(text) * 2 // 3, gen))
     for path in (a.png, a.svg):
         if path:
-            print("# wrote %s (QR version %d)" % (path, write_qr(text, path)))
+            print("# wrote %s (QR version %d, level M)" % (path, write_qr(text, path)))
 
 
 def register(sub):
@@ -95,8 +124,15 @@ def register(sub):
     q.add_argument("--revoke", type=int, action="append", default=[])
     q.add_argument("--first-day", default="now", help="YYYYMMDD or UTC seconds")
     q.add_argument("--days", type=int, default=7, help="day keys to include")
+    q = add("rider-key", cmd_rider_key, "make a rider's key pair (what the app does)")
+    q.add_argument("--out", required=True, help="private key file (PEM, kept by the app)")
+    q.add_argument("--seed", help="derive the key from this seed (tests, demos)")
+    q.add_argument("--force", action="store_true")
     q = add("issue", cmd_issue, "issue a rider certificate")
     q.add_argument("--id", type=int, default=1, help="issuer key id")
+    q.add_argument("--format", type=int, default=2, choices=(1, 2),
+                   help="2 (default): binds --rider-key; 1: the RC1 format (migration)")
+    q.add_argument("--rider-key", help="the rider's key file (its public half is certified)")
     q.add_argument("--account", required=True)
     q.add_argument("--category", type=int, default=1, help="rider category (1 normal, ...)")
     q.add_argument("--valid-from", default="now")
@@ -105,6 +141,7 @@ def register(sub):
     q.add_argument("--out", required=True)
     q = add("show", cmd_show, "print a dynamic code (and write its QR image)")
     q.add_argument("--cert", required=True)
+    q.add_argument("--rider-key", help="RC2: the rider's key file (signs the code)")
     q.add_argument("--at", default="now", help="generation time (UTC seconds)")
     q.add_argument("--counter", type=int, default=0)
     q.add_argument("--png")

@@ -1,0 +1,83 @@
+"""The rider app's side of RC2 (docs/ride-code.md): a P-256 key pair made on the phone (its
+private half never leaves it), and dynamic codes signed with it every few seconds.
+
+An app would keep the key in the phone's keystore (Secure Enclave, Android StrongBox: both sign
+ECDSA P-256 with SHA-256); here `cryptography` stands in for it.
+"""
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from flashtool import use_lib
+from flashtool.build.p256gen import multiply
+
+use_lib("ridecode", "base45")
+
+import base45  # noqa: E402
+from ridecode import layout  # noqa: E402
+
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def rider_key(seed=None):
+    """A rider's private key: fresh, or derived from `seed` (tests and the emulator, whose
+    riders must come back with the same key)."""
+    if seed is None:
+        return ec.generate_private_key(ec.SECP256R1())
+    k = int.from_bytes(hashlib.sha256(b"rider-seed" + str(seed).encode()).digest(), "big")
+    return ec.derive_private_key(k % (N - 1) + 1, ec.SECP256R1())
+
+
+def public_bytes(priv):
+    """The 64-byte public key x || y the issuer certifies."""
+    nums = priv.public_key().public_numbers()
+    return nums.x.to_bytes(32, "big") + nums.y.to_bytes(32, "big")
+
+
+def key_hi(pub):
+    """2**128 times the public key (64 bytes x || y)."""
+    x, y = multiply(1 << 128, (int.from_bytes(pub[:32], "big"), int.from_bytes(pub[32:], "big")))
+    return x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def save_rider_key(priv, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+
+
+def load_rider_key(path):
+    return serialization.load_pem_private_key(Path(path).read_bytes(), None)
+
+
+def signed_message(cert, gen_time, counter):
+    """What the rider signs: bound to its certificate, so it verifies with no other."""
+    return layout.DYN2_DOMAIN + hashlib.sha256(cert).digest() + struct.pack(">IH", gen_time,
+                                                                              counter)
+
+
+def sign_low_s(priv, msg):
+    """ECDSA P-256 / SHA-256 as r || s with s <= n/2: the reader refuses the other half, so a
+    copied code cannot be made to look new by replacing s with n - s."""
+    r, s = decode_dss_signature(priv.sign(msg, ec.ECDSA(hashes.SHA256())))
+    s = min(s, N - s)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def dynamic2(priv, cert, gen_time, counter):
+    dyn = struct.pack(">IH", gen_time, counter)
+    return dyn + sign_low_s(priv, signed_message(cert, gen_time, counter))
+
+
+def make_code2(cert, priv, gen_time, counter):
+    """The text in the QR code: RC2: + base45(certificate + dynamic part)."""
+    return layout.PREFIX2 + base45.encode(cert + dynamic2(priv, cert, gen_time, counter))
