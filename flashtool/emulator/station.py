@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from flashtool.codes import issuer as codes
+from flashtool.codes import rider as app
 from flashtool.lists import blocklist as bl
 from flashtool.release import keys, sign
 from flashtool.server import keys as reader_keys
@@ -110,7 +111,7 @@ class Station:
             keys.keygen(k, "app")  # signs the update server's index
         self.root = codes.load_key(k / "rides-root.json")
         self.issuer = codes.load_key(k / "rides-issuer.json")
-        self.master = codes.day_master(k)
+        self._certs = {}  # (account, kind) -> RC2 certificate
 
     def now(self):
         """UTC seconds on the reader's clock (what its RTC says now)."""
@@ -124,9 +125,9 @@ class Station:
                               max_age_s=self.list_max_age_s)
 
     def keyset(self):
-        day = self.now() // 86400
-        days = {d: codes.day_key(self.master, d) for d in range(day - 1, day + 6)}
-        return codes.make_keyset(self.root, 1, {ISSUER_KID: self.issuer}, days=days)
+        """Issuer keys only: the riders' phones sign their codes (RC2), so no reader holds a
+        secret that makes one (RC1's day keys are not issued here)."""
+        return codes.make_keyset(self.root, 1, {ISSUER_KID: self.issuer})
 
     # -- provisioning: what a crew's first install puts on the reader ----------------------
     def provision(self, cfg=None, seq=1, extra=()):
@@ -188,17 +189,21 @@ class Station:
         return expect
 
     def code_text(self, kind="valid", account="R-1001"):
+        """The RC2 code a rider's phone shows now: its key comes from the account (the same
+        rider has the same key every time), its certificate is issued on first use."""
         now = self.now()
-        valid_from, valid_to = now - 86400, now + 30 * 86400
-        gen = now
-        if kind == "expired":
-            valid_from, valid_to = now - 60 * 86400, now - 86400
-        elif kind == "screenshot":
-            gen = now - 90
-        cert = codes.make_cert(self.issuer, ISSUER_KID, account, 0, valid_from, valid_to)
-        ukey = codes.user_key(codes.day_key(self.master, gen // 86400), cert)
+        rider = app.rider_key(seed=account)
+        cert = self._certs.get((account, kind == "expired"))
+        if cert is None:
+            valid_from, valid_to = now - 86400, now + 30 * 86400
+            if kind == "expired":
+                valid_from, valid_to = now - 60 * 86400, now - 86400
+            cert = codes.make_cert2(self.issuer, ISSUER_KID, account, 0, valid_from, valid_to,
+                                    app.public_bytes(rider))
+            self._certs[(account, kind == "expired")] = cert
+        gen = now - 90 if kind == "screenshot" else now
         self._counter += 1
-        text = codes.make_code(cert, ukey, gen, self._counter & 0xFFFF)
+        text = app.make_code2(cert, rider, gen, self._counter & 0xFFFF)
         if kind == "forged":  # flip one character of the certificate's signature area
             t = bytearray(text)
             i = len(t) // 2
