@@ -248,10 +248,14 @@ def _check_bootable():
     rec = bootsel.read()
     if rec["version"] != m.version:
         raise ValueError("record says %d, slot holds %d" % (rec["version"], m.version))
+    buf = bytearray(4096)  # streamed, as the reader does (a module can be 70 KB)
     for e in m.files:
         c = sm.FileCheck(e)
         with open(d + "/" + e[0], "rb") as f:
-            c.update(f.read())
+            n = f.readinto(buf)
+            while n:
+                c.update(buf, n)
+                n = f.readinto(buf)
         c.finish()
     return "v%d%s" % (m.version, "p" if pending else "")
 
