@@ -224,3 +224,13 @@ def test_emitter_modules_freeze_for_xtensawin(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("frozen native code") >= 4
+
+
+def test_app_bundles_leave_the_native_code_frozen():
+    """An app slot would load native code into executable RAM on the ESP32 (scarce): p256
+    stays in the frozen firmware, the app bundle does not carry it."""
+    from flashtool.release.bundle import app_files
+
+    files = app_files(ROOT / "build" / "host")
+    assert "ridecode/verifier.mpy" in files
+    assert not [f for f in files if f.startswith("p256/")]

@@ -3,7 +3,10 @@
 with its size and SHA-256.
 
 Board support modules and the stable boot entry (main, bootsel) stay in the frozen firmware:
-they choose the slot, so a bad bundle can never replace them.
+they choose the slot, so a bad bundle can never replace them. So does lib/p256: its native code
+runs from flash when frozen, while loaded from an app slot the ESP32 port would need ~40 KB of
+executable internal RAM for it (MicroPython's esp_native_code_commit); it changes with a
+firmware image instead.
 """
 
 from pathlib import Path
@@ -13,6 +16,7 @@ from flashtool.build.manifest import Manifest
 from flashtool.release.sign import sign_files
 
 FROZEN_ONLY = ("main.mpy", "bootsel.mpy")
+FROZEN_PACKAGES = ("p256/",)  # native code (viper): frozen, never in an app slot
 
 
 def app_files(build_dir):
@@ -22,7 +26,7 @@ def app_files(build_dir):
     out = {}
     for target in m.files:
         mpy = target[:-3] + ".mpy"
-        if mpy not in FROZEN_ONLY:
+        if mpy not in FROZEN_ONLY and not mpy.startswith(FROZEN_PACKAGES):
             out[mpy] = build_dir / mpy
     return out
 
