@@ -53,6 +53,14 @@ def test_provisioned_reader_decides_cards_and_codes(station):
         assert reason == reason_want, kind
         seqs.append(seq)
         settle(station, 2500)
+    # a genuine RC2 code of an account on the list: the blocklist decides, as for a card
+    text = station.code_text("valid", account="R-LOST-0001")
+    station.qr.show(text)
+    station.sched.after(1_500_000, lambda now: station.qr.hide(text))
+    seq, verdict, reason = next_verdict(station.reader)
+    assert (verdict, reason) == ("DENY", "BLACKLISTED")
+    seqs.append(seq)
+    settle(station, 2500)
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     # cut the power, boot again: the journal continues after the last verdict
     station.power_cut_and_reboot()
