@@ -10,10 +10,6 @@ import os
 import struct
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
 from flashtool import use_lib
 from flashtool.build.p256gen import multiply
 
@@ -28,6 +24,8 @@ N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 def rider_key(seed=None):
     """A rider's private key: fresh, or derived from `seed` (tests and the emulator, whose
     riders must come back with the same key)."""
+    from cryptography.hazmat.primitives.asymmetric import ec  # only where keys are made
+
     if seed is None:
         return ec.generate_private_key(ec.SECP256R1())
     k = int.from_bytes(hashlib.sha256(b"rider-seed" + str(seed).encode()).digest(), "big")
@@ -47,6 +45,8 @@ def key_hi(pub):
 
 
 def save_rider_key(priv, path):
+    from cryptography.hazmat.primitives import serialization
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,6 +56,8 @@ def save_rider_key(priv, path):
 
 
 def load_rider_key(path):
+    from cryptography.hazmat.primitives import serialization
+
     return serialization.load_pem_private_key(Path(path).read_bytes(), None)
 
 
@@ -68,6 +70,10 @@ def signed_message(cert, gen_time, counter):
 def sign_low_s(priv, msg):
     """ECDSA P-256 / SHA-256 as r || s with s <= n/2: the reader refuses the other half, so a
     copied code cannot be made to look new by replacing s with n - s."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     r, s = decode_dss_signature(priv.sign(msg, ec.ECDSA(hashes.SHA256())))
     s = min(s, N - s)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
