@@ -365,5 +365,5 @@ print(attempt(store, %r))
 print(store.seq, attempt(store, %r))
 """ % (str(base), str(bad), str(good)))
     lines = out.splitlines()
-    assert lines[0].startswith("refused 3 delta record 1 out of order"), lines
+    assert lines[0].startswith("refused 3 exact record 1 out of order"), lines
     assert lines[1] == "1 ok 2"

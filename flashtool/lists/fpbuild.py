@@ -1,0 +1,435 @@
+"""The fingerprint-page builder behind `blocklist build`, vectorised with NumPy so a
+16-million-entry list builds in well under a minute on two cores: keyed digests (two
+processes), page sizing per category group, page encoding, and the exactness pass that finds
+every member answered in a wrong category (a fingerprint collision between members, within a
+group or across groups) and resolves it with an exact record.
+
+The reader's decoder (lib/blocklist/blocklist/fpage.py) is plain MicroPython; this module
+writes what it reads, and the exactness pass decodes the suspect members with that same
+decoder, so what is checked is what the reader does.
+"""
+
+import hashlib
+import math
+from multiprocessing import get_context
+
+import numpy as np
+
+from flashtool import use_lib
+
+use_lib("blocklist")
+
+from blocklist import fmt, fpage  # noqa: E402
+
+MAX_L = fmt.MAX_Q + fmt.MAX_R  # longest fingerprint a sub-list can keep (39 bits)
+PAGE_BITS = fmt.PAGE * 8
+_JOB = None  # (key, entries) the hashing workers read (set before forking)
+
+
+# --- keyed digests ------------------------------------------------------------------------------
+def _hash_range(bounds):
+    lo, hi = bounds
+    key, ents = _JOB
+    sha = hashlib.sha256
+    pre = {}  # key || namespace || length, per (namespace, length)
+    out = []
+    for i in range(lo, hi):
+        e = ents[i]
+        ident = e[1]
+        p = pre.get((e[0], len(ident)))
+        if p is None:
+            ns = e[0]
+            if not 1 <= ns <= 255 or not 1 <= len(ident) <= 32:
+                raise ValueError("bad entry: namespace %r, identifier %r" % (ns, ident))
+            p = pre[(ns, len(ident))] = key + bytes((ns, len(ident)))
+        out.append(sha(p + ident).digest()[:17])
+    return b"".join(out)
+
+
+def digests(entries, key, procs=2, progress=None):
+    """(N, 17) uint8: the first 17 bytes of khash.digest() of every entry (exact fingerprint,
+    page, quotient, remainder), hashed in `procs` processes."""
+    global _JOB
+    n = len(entries)
+    _JOB = (bytes(key), entries)
+    step = 250_000
+    jobs = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    parts = []
+    try:
+        if procs > 1 and n > step:
+            with get_context("fork").Pool(procs) as pool:
+                for part in pool.imap(_hash_range, jobs):
+                    parts.append(part)
+                    if progress:
+                        progress("hash", min(n, len(parts) * step), n)
+        else:
+            for job in jobs:
+                parts.append(_hash_range(job))
+                if progress:
+                    progress("hash", job[1], n)
+    finally:
+        _JOB = None
+    return np.frombuffer(b"".join(parts), np.uint8).reshape(n, 17)
+
+
+def fields(d):
+    """fp8 (big-endian u64, sorts like the bytes), page value (30 bits, before the modulo),
+    quotient (16 bits), remainder (24 bits): khash's fields, vectorised."""
+    fp8 = np.ascontiguousarray(d[:, :8]).view(">u8").ravel().astype(np.uint64)
+    w = np.ascontiguousarray(d[:, 8:16]).view("<u8").ravel()
+    v = w & np.uint64(0x3FFFFFFF)
+    quo = (w >> np.uint64(32)) & np.uint64(0xFFFF)
+    rem = (w >> np.uint64(48)) | (d[:, 16].astype(np.uint64) << np.uint64(16))
+    return fp8, v, quo, rem
+
+
+# --- sub-list sizing ----------------------------------------------------------------------------
+class Planner:
+    """Per page: (q, r) for each group's sub-list. The strict groups (all but the last) get the
+    shortest fingerprint that keeps the page within their budget; the last (most lenient)
+    group gets the longest that fits the rest; room still left lengthens the strict ones. A
+    crowded page therefore costs the lenient group bits first, and the page count is chosen
+    so that each group's mean over the pages meets its budget."""
+
+    def __init__(self, eps, cbits):
+        self.eps = list(eps)
+        self.cbits = list(cbits)
+        self.room = fmt.PAGE_USED - len(self.eps) * fmt.GROUP_HEAD
+        self._sub = {}
+        self._rows = {}
+
+    def sub(self, n, length, cb):
+        """(bits, q) of the smallest sub-list of n entries with length-bit fingerprints."""
+        k = (n, length, cb)
+        got = self._sub.get(k)
+        if got is None:
+            got = (0, 0)
+            if n:
+                got = min((fpage.size_bits(n, q, length - q, cb), q)
+                          for q in range(max(0, length - fmt.MAX_R),
+                                         min(fmt.MAX_Q, length) + 1))
+            self._sub[k] = got
+        return got
+
+    def row(self, loads):
+        """Fingerprint lengths per group for one page's loads, or None if it cannot fit."""
+        loads = tuple(int(x) for x in loads)
+        got = self._rows.get(loads, 0)
+        if got != 0:
+            return got
+        last = len(loads) - 1
+        lens = [0] * len(loads)
+        used = 0
+        for g in range(last):
+            if loads[g]:
+                lens[g] = min(MAX_L, math.ceil(math.log2(loads[g] / self.eps[g])))
+                used += self.sub(loads[g], lens[g], self.cbits[g])[0]
+        got = None
+        if used <= self.room:
+            n = loads[last]
+            best = 0
+            for length in range(MAX_L if n else 0, -1, -1):
+                if used + self.sub(n, length, self.cbits[last])[0] <= self.room:
+                    best = length
+                    break
+            else:
+                best = -1
+            if best >= 0:
+                lens[last] = best
+                used += self.sub(n, best, self.cbits[last])[0]
+                for g in range(last):  # room left: longer fingerprints for the strict groups
+                    while loads[g] and lens[g] < MAX_L:
+                        extra = self.sub(loads[g], lens[g] + 1, self.cbits[g])[0] - \
+                            self.sub(loads[g], lens[g], self.cbits[g])[0]
+                        if used + extra > self.room:
+                            break
+                        used += extra
+                        lens[g] += 1
+                got = tuple(lens)
+        self._rows[loads] = got
+        return got
+
+    def plan(self, loads):
+        """loads (P, G) -> (q, r) arrays (P, G), or None if a page cannot fit."""
+        uniq, inv = np.unique(loads, axis=0, return_inverse=True)
+        qs = []
+        rs = []
+        for row in uniq:
+            lens = self.row(row)
+            if lens is None:
+                return None
+            qrow = [self.sub(int(n), x, cb)[1] for n, x, cb in zip(row, lens, self.cbits)]
+            qs.append(qrow)
+            rs.append([x - qq for x, qq in zip(lens, qrow)])
+        inv = inv.ravel()
+        return np.array(qs, np.int64)[inv], np.array(rs, np.int64)[inv]
+
+    @staticmethod
+    def rates(loads, q, r):
+        """Per group: mean over pages of n / 2^(q + r), the design false-hit rate."""
+        return (loads / np.exp2(q + r)).mean(axis=0)
+
+
+def groups_of(budgets):
+    """Category budgets in header order (non-decreasing) -> group index per category."""
+    out = []
+    for i, b in enumerate(budgets):
+        out.append(0 if i == 0 else out[-1] + (b != budgets[i - 1]))
+    return out
+
+
+def size_pages(pages_of, g_e, planner, eps, est, progress=None):
+    """The smallest page count (within 0.2 %) whose plan fits every page and meets every
+    group's budget: grow from the estimate, then bisect."""
+    ngroups = len(eps)
+    used = np.bincount(g_e, minlength=ngroups) > 0
+
+    def trial(npages):
+        page = pages_of(npages)
+        loads = np.bincount(page * ngroups + g_e, minlength=npages * ngroups) \
+            .reshape(npages, ngroups)
+        plan = planner.plan(loads)
+        if progress:
+            progress("size", npages, 0)
+        if plan is None:
+            return None
+        rates = planner.rates(loads, *plan)
+        if any(rates[g] > eps[g] for g in range(ngroups) if used[g]):
+            return None
+        return page, loads, plan[0], plan[1], rates
+
+    lo = 0
+    hi = max(1, est)
+    got = trial(hi)
+    while got is None:
+        lo = hi
+        hi = hi + hi // 4 + 1
+        got = trial(hi)
+    while hi - lo > max(1, hi // 500):
+        mid = (lo + hi) // 2
+        t = trial(mid)
+        if t is None:
+            lo = mid
+        else:
+            hi, got = mid, t
+    return hi, got
+
+
+def _u64(a):
+    return np.asarray(a).astype(np.uint64, copy=False)
+
+
+def encode(npages, page, g, quo, rem, lcat, q, r, cbits):
+    """Entries (page, group, quotient, remainder, category index within the group) and the
+    plan (q, r per page and group) -> (the pages as bytes, the kept entries' sort keys).
+    Entries equal in page, group, fingerprint and category are stored once."""
+    ngroups = len(cbits)
+    cb = np.array(cbits, np.uint64)
+    qe = _u64(q[page, g])
+    re_ = _u64(r[page, g])
+    one = np.uint64(1)
+    fpr = ((_u64(quo) & ((one << qe) - one)) << re_) | (_u64(rem) & ((one << re_) - one))
+    if npages >= 1 << 17:
+        raise ValueError("%d pages: more than the sort key holds" % npages)
+    key = (_u64(page) << np.uint64(46)) | (_u64(g) << np.uint64(44)) | \
+        (fpr << np.uint64(3)) | _u64(lcat)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    keep = np.ones(len(key), bool)
+    keep[1:] = key[1:] != key[:-1]
+    sel = order[keep]
+    key = key[keep]
+    page = _u64(page[sel])
+    gs = _u64(g[sel])
+    qe, re_, fpr, lc = qe[sel], re_[sel], fpr[sel], _u64(lcat[sel])
+    cbe = cb[gs]
+    pg = page * np.uint64(ngroups) + gs
+    n = np.bincount(pg.astype(np.int64), minlength=npages * ngroups).reshape(npages, ngroups)
+    qq = _u64(q)
+    rr = _u64(r)
+    nn = _u64(n)
+    sizes = np.where(n > 0, (nn + (one << qq) + nn * (rr + cb[None, :]) + np.uint64(7))
+                     & ~np.uint64(7), np.uint64(0))
+    start = np.uint64(ngroups * fmt.GROUP_HEAD) + np.cumsum(sizes, axis=1, dtype=np.uint64) \
+        - sizes
+    first = np.searchsorted(pg, pg, side="left")
+    rank = _u64(np.arange(len(pg)) - first)
+    flat = pg.astype(np.int64)
+    base = page * np.uint64(PAGE_BITS) + start.ravel()[flat]
+    ne = nn.ravel()[flat]
+    words = np.zeros(npages * (PAGE_BITS // 64) + 1, np.uint64)
+    _put(words, base + (fpr >> re_) + rank, one, one)  # unary: bit quotient_i + i
+    rbase = base + ne + (one << qe)
+    _put(words, rbase + rank * re_, fpr & ((one << re_) - one), re_)
+    _put(words, rbase + ne * re_ + rank * cbe, lc, cbe)
+    out = words[:-1].astype("<u8").view(np.uint8).reshape(npages, fmt.PAGE)
+    for k in range(ngroups):
+        out[:, 4 * k] = n[:, k] & 0xFF
+        out[:, 4 * k + 1] = n[:, k] >> 8
+        out[:, 4 * k + 2] = np.where(n[:, k] > 0, q[:, k], 0)
+        out[:, 4 * k + 3] = np.where(n[:, k] > 0, r[:, k], 0)
+    return out.tobytes(), key
+
+
+def one_page(rows, cbits, planner=None):
+    """A single page from rows (group, quotient, remainder, category index in the group),
+    planned like the builder plans a page: the encoder tests feed the decoder with this."""
+    ngroups = len(cbits)
+    planner = planner or Planner([1e-7] * ngroups, cbits)
+    arr = np.array(rows, np.int64).reshape(-1, 4)
+    loads = np.bincount(arr[:, 0], minlength=ngroups).reshape(1, ngroups)
+    q, r = planner.plan(loads)
+    zero = np.zeros(len(arr), np.int64)
+    return encode(1, zero, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], q, r, cbits)[0], \
+        (q[0], r[0])
+
+
+def _put(words, pos, val, width):
+    """OR val (width <= 23 bits) into the bit stream at bit offsets pos (fields never
+    overlap); a field may straddle two 64-bit words."""
+    pos = _u64(pos)
+    val = np.broadcast_to(_u64(val), pos.shape)
+    width = np.broadcast_to(_u64(width), pos.shape)
+    live = width > 0
+    pos, val, width = pos[live], val[live], width[live]
+    w = (pos >> np.uint64(6)).astype(np.int64)
+    sh = pos & np.uint64(63)
+    np.bitwise_or.at(words, w, val << sh)
+    spill = sh + width > np.uint64(64)
+    if spill.any():
+        np.bitwise_or.at(words, w[spill] + 1, val[spill] >> (np.uint64(64) - sh[spill]))
+
+
+POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
+
+
+def build(entries, cats, key, procs=2, progress=None):
+    """entries: list of (ns, ident bytes, category id); cats: [(category id, budget)] in header
+    order (budgets non-decreasing: strictest group first). Returns a dict: pages (bytes),
+    records (the exact records, bytes), npages, counts {cid: members}, and figures."""
+    ids = [c[0] for c in cats]
+    budgets = [c[1] for c in cats]
+    gidx = groups_of(budgets)
+    ngroups = gidx[-1] + 1
+    if ngroups > fmt.MAX_GROUPS:
+        raise ValueError("%d distinct budgets: at most %d groups" % (ngroups, fmt.MAX_GROUPS))
+    gfirst = [gidx.index(g) for g in range(ngroups)]
+    cbits = [fmt.cat_bits(gidx.count(g)) for g in range(ngroups)]
+    eps = [budgets[gfirst[g]] for g in range(ngroups)]
+    lut = np.full(256, -1, np.int64)
+    lut[ids] = np.arange(len(ids))
+    n = len(entries)
+    cid = np.fromiter((e[2] for e in entries), np.int64, count=n)
+    if ((cid < 0) | (cid > 255)).any() or (lut[cid & 255] < 0).any():
+        raise ValueError("entry in unknown category")
+    ci = lut[cid]
+    fp8, v, quo, rem = fields(digests(entries, key, procs, progress))
+
+    # members: the rows of one identifier (equal 17-byte digest prefix) merged
+    order = np.argsort(fp8, kind="stable")
+    f = fp8[order]
+    o0, o1 = order[:-1], order[1:]
+    same8 = f[1:] == f[:-1]
+    same = same8 & (v[o1] == v[o0]) & (quo[o1] == quo[o0]) & (rem[o1] == rem[o0])
+    clash8 = set(f[1:][same8 & ~same].tolist())  # two identifiers, one 64-bit fingerprint
+    new = np.ones(n, bool)
+    new[1:] = ~same
+    starts = np.flatnonzero(new)
+    member = np.empty(n, np.int64)
+    member[order] = np.cumsum(new) - 1
+    mask_m = np.bitwise_or.reduceat((1 << ci).astype(np.uint8)[order], starts) if n else \
+        np.zeros(0, np.uint8)
+    rep = order[starts]
+    fp8_m, v_m, quo_m, rem_m = fp8[rep], v[rep], quo[rep], rem[rep]
+    counts = {ids[i]: int(((mask_m >> i) & 1).sum()) for i in range(len(ids))}
+
+    # entries: one per (member, category)
+    if same.any():
+        pair = np.sort(member * 8 + ci)
+        pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))]
+    else:  # no identifier listed twice: the fp8 order already gives the pairs in order
+        pair = np.arange(n, dtype=np.int64) * 8 + ci[order]
+    pm = pair // 8
+    pc = pair % 8
+    g_e = np.array(gidx, np.int64)[pc]
+    lcat = pc - np.array(gfirst, np.int64)[g_e]
+    v_e, quo_e, rem_e = v_m[pm], quo_m[pm], rem_m[pm]
+    planner = Planner(eps, cbits)
+    need = sum(np.count_nonzero(g_e == g) * (math.log2(1 / eps[g]) + 2 + cbits[g])
+               for g in range(ngroups))
+    est = math.ceil(need / planner.room) if n else 1
+    npages, (page, loads, q, r, rates) = size_pages(
+        lambda p: (v_e % p).astype(np.int64), g_e, planner, eps, est, progress)
+    if progress:
+        progress("encode", 0, npages)
+    pages, keys = encode(npages, page, g_e, quo_e, rem_e, lcat, q, r, cbits)
+    if progress:
+        progress("encode", npages, npages)
+    recs, suspects = exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m,
+                               fp8_m, v_m, quo_m, rem_m, clash8, progress)
+    ncat = len(ids)
+    per_cat = np.bincount(page * ncat + pc, minlength=npages * ncat).reshape(npages, ncat)
+    cat_fp = {ids[i]: float((per_cat[:, i] / np.exp2(q + r)[:, gidx[i]]).mean())
+              for i in range(ncat)}
+    return {"pages": pages, "records": recs, "npages": npages, "counts": counts,
+            "group_fp": [float(x) for x in rates], "cat_fp": cat_fp, "groups": gidx,
+            "cbits": bytes(cbits), "members": len(rep), "suspects": suspects,
+            "exceptions": len(recs) // fmt.REC_LEN}
+
+
+def exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m, fp8_m, v_m,
+              quo_m, rem_m, clash8, progress=None):
+    """Every member whose page lists another entry under its fingerprint, in a category it
+    is not in (a collision within its group or in another group's sub-list), decoded with
+    the reader's own fpage.match; each false category gets an exact record (fp8, category,
+    REMOVE), which the reader checks before the page. Returns (records bytes, suspects)."""
+    one = np.uint64(1)
+    page_m = (v_m % npages).astype(np.int64)
+    susp = np.zeros(len(page_m), bool)
+    # only a false category before the member's first own one changes its answer (a later
+    # one shows only once a delta removes its own: build_delta resolves those)
+    low = np.full(len(mask_m), len(ids), np.int64)
+    for i in range(len(ids) - 1, -1, -1):
+        low[(mask_m >> i) & 1 == 1] = i
+    gprim = np.array(gidx + [len(cbits)], np.int64)[low]
+    for g in range(len(cbits)):
+        kg = keys[((keys >> np.uint64(44)) & np.uint64(3)) == g] >> np.uint64(3)
+        qm = _u64(q[page_m, g])
+        rm = _u64(r[page_m, g])
+        fpr = ((_u64(quo_m) & ((one << qm) - one)) << rm) | (_u64(rem_m) & ((one << rm) - one))
+        km = (_u64(page_m) << np.uint64(43)) | (np.uint64(g) << np.uint64(41)) | fpr
+        gm = sum(1 << i for i, x in enumerate(gidx) if x == g)
+        own = POPCOUNT[mask_m & gm]
+        # a group of one category cannot list its own members in another
+        check = np.flatnonzero((gprim >= g) & ((own == 0) | (POPCOUNT[gm] > 1)))
+        ks = km[check]
+        o = np.argsort(ks)  # sorted needles: the searches walk the keys in order
+        ks = ks[o]
+        cnt = np.empty(len(ks), np.int64)
+        cnt[o] = np.searchsorted(kg, ks, "right") - np.searchsorted(kg, ks, "left")
+        susp[check] |= cnt > own[check]
+        if progress:
+            progress("exact", g + 1, len(cbits))
+    cb = bytes(cbits)
+    recs = []
+    for x in np.flatnonzero(susp).tolist():
+        p = page_m[x] * fmt.PAGE
+        pb = pages[p: p + fmt.PAGE]
+        got = 0
+        for g in range(len(cbits)):
+            got |= fpage.match(pb, cb, g, int(quo_m[x]), int(rem_m[x])) << gfirst[g]
+        false = got & ~int(mask_m[x]) & ((1 << int(low[x])) - 1)
+        if not false:
+            continue
+        f8 = int(fp8_m[x])
+        if f8 in clash8:
+            raise ValueError("a resolved member shares its 64-bit fingerprint with another "
+                             "identifier: rebuild with another hash key")
+        for i in range(len(ids)):
+            if false >> i & 1:
+                recs.append(f8.to_bytes(8, "big") + bytes((ids[i], fmt.OP_REMOVE)) + bytes(6))
+    recs.sort()
+    if len(recs) > fmt.MAX_EXACT:
+        raise ValueError("%d member collisions to resolve (at most %d): the budgets are too "
+                         "weak for this many entries" % (len(recs), fmt.MAX_EXACT))
+    return b"".join(recs), int(susp.sum())
