@@ -124,7 +124,8 @@ class ListStore:
         self._np = h.npages
         self._pages_at = h.pages_at
         self._xn = h.nrec  # exact records: the builder's collision resolutions
-        self.categories = {c[0]: (c[5], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
+        self.categories = {c[0]: (c[5], c[1], c[2], c[3] & (fmt.FLAG_HEALTH | fmt.FLAG_PASS_SET))
+                           for c in cats}
         if darea < 2:
             dpart = self._parts[darea]
             try:
