@@ -126,3 +126,20 @@ def test_delta_addition_on_a_collision_is_resolved(lab):
     assert cb.lookup(img, 1, z, d5.read_bytes()) == 0
     assert check_on_reader(lab, base, ents[:50] + [(1, z, 2)], d4) == ["ok 3", "ok 4", "bad []"]
     assert check_on_reader(lab, base, ents[:50] + [(1, z, 0)], d5)[-1] == "bad []"
+
+
+def test_identifier_in_two_categories(lab):
+    """Listed twice (lost/stolen and unpaid, two rows): answered lost/stolen; a delta that
+    removes the lost/stolen listing leaves it unpaid; one that removes both, unlisted."""
+    ents = [(1, b"F%05d" % i, 1 + i % 2) for i in range(50)]
+    both = [(1, b"TWICE", 1), (1, b"TWICE", 2)]
+    base = lab.full("l6.img", ents + both, 6)
+    img = base.read_bytes()
+    h = cb.fmt.Header(img, len(img))
+    assert {c[0]: c[4] for c in h.cats}[1] == 26  # 25 + the one listed twice
+    d7 = lab.delta("d7.img", base, [(2, 1, b"TWICE", 1)], 7, members=ents + both)
+    d8 = lab.delta("d8.img", base, [(2, 1, b"TWICE", 1), (2, 1, b"TWICE", 2)], 8,
+                   members=ents + both)
+    assert [cb.lookup(img, 1, b"TWICE", x) for x in (None, d7.read_bytes(), d8.read_bytes())] \
+        == [1, 2, 0]
+    assert check_on_reader(lab, base, ents + [(1, b"TWICE", 2)], d7)[-1] == "bad []"

@@ -23,6 +23,13 @@ from blocklist import fmt, fpage  # noqa: E402
 
 MAX_L = fmt.MAX_Q + fmt.MAX_R  # longest fingerprint a sub-list can keep (39 bits)
 PAGE_BITS = fmt.PAGE * 8
+U = np.uint64
+ONE = U(1)
+
+
+def _u64(a):
+    return np.asarray(a).astype(np.uint64, copy=False)
+
 _JOB = None  # (key, entries) the hashing workers read (set before forking)
 
 
@@ -42,13 +49,20 @@ def _hash_range(bounds):
             if not 1 <= ns <= 255 or not 1 <= len(ident) <= 32:
                 raise ValueError("bad entry: namespace %r, identifier %r" % (ns, ident))
             p = pre[(ns, len(ident))] = key + bytes((ns, len(ident)))
+        cid = e[2]
+        if not 0 <= cid <= 255:
+            raise ValueError("entry in unknown category %r" % (cid,))
         out.append(sha(p + ident).digest()[:17])
+        out.append(_BYTE[cid])
     return b"".join(out)
 
 
+_BYTE = [bytes((i,)) for i in range(256)]
+
+
 def digests(entries, key, procs=2, progress=None):
-    """(N, 17) uint8: the first 17 bytes of khash.digest() of every entry (exact fingerprint,
-    page, quotient, remainder), hashed in `procs` processes."""
+    """(N, 18) uint8: the first 17 bytes of khash.digest() of every entry (exact fingerprint,
+    page, quotient, remainder) and its category id, hashed in `procs` processes."""
     global _JOB
     n = len(entries)
     _JOB = (bytes(key), entries)
@@ -69,7 +83,7 @@ def digests(entries, key, procs=2, progress=None):
                     progress("hash", job[1], n)
     finally:
         _JOB = None
-    return np.frombuffer(b"".join(parts), np.uint8).reshape(n, 17)
+    return np.frombuffer(b"".join(parts), np.uint8).reshape(n, 18)
 
 
 def fields(d):
@@ -77,9 +91,9 @@ def fields(d):
     quotient (16 bits), remainder (24 bits): khash's fields, vectorised."""
     fp8 = np.ascontiguousarray(d[:, :8]).view(">u8").ravel().astype(np.uint64)
     w = np.ascontiguousarray(d[:, 8:16]).view("<u8").ravel()
-    v = w & np.uint64(0x3FFFFFFF)
-    quo = (w >> np.uint64(32)) & np.uint64(0xFFFF)
-    rem = (w >> np.uint64(48)) | (d[:, 16].astype(np.uint64) << np.uint64(16))
+    v = (w & U(0x3FFFFFFF)).astype(np.uint32)
+    quo = ((w >> U(32)) & U(0xFFFF)).astype(np.uint32)
+    rem = ((w >> U(48)) | (d[:, 16].astype(np.uint64) << U(16))).astype(np.uint32)
     return fp8, v, quo, rem
 
 
@@ -178,34 +192,33 @@ def groups_of(budgets):
     return out
 
 
-def size_pages(pages_of, g_e, planner, eps, est, progress=None):
-    """The smallest page count (within 0.2 %) whose plan fits every page and meets every
-    group's budget: grow from the estimate, then bisect."""
+def size_pages(v_e, g_e, planner, eps, est, progress=None):
+    """The smallest page count (within 0.25 %) whose plan fits every page and meets every
+    group's budget: grow from the estimate in 3 % steps, then bisect."""
     ngroups = len(eps)
-    used = np.bincount(g_e, minlength=ngroups) > 0
+    vg = [v_e[g_e == g] for g in range(ngroups)]  # page values per group, split once
 
     def trial(npages):
-        page = pages_of(npages)
-        loads = np.bincount(page * ngroups + g_e, minlength=npages * ngroups) \
-            .reshape(npages, ngroups)
+        loads = np.stack([np.bincount(x % np.uint32(npages), minlength=npages)
+                          for x in vg], axis=1)
         plan = planner.plan(loads)
         if progress:
             progress("size", npages, 0)
         if plan is None:
             return None
         rates = planner.rates(loads, *plan)
-        if any(rates[g] > eps[g] for g in range(ngroups) if used[g]):
+        if any(rates[g] > eps[g] for g in range(ngroups) if len(vg[g])):
             return None
-        return page, loads, plan[0], plan[1], rates
+        return loads, plan[0], plan[1], rates
 
     lo = 0
     hi = max(1, est)
     got = trial(hi)
     while got is None:
         lo = hi
-        hi = hi + hi // 4 + 1
+        hi = hi + hi // 33 + 1
         got = trial(hi)
-    while hi - lo > max(1, hi // 500):
+    while hi - lo > max(1, hi // 400):
         mid = (lo + hi) // 2
         t = trial(mid)
         if t is None:
@@ -215,53 +228,56 @@ def size_pages(pages_of, g_e, planner, eps, est, progress=None):
     return hi, got
 
 
-def _u64(a):
-    return np.asarray(a).astype(np.uint64, copy=False)
+def fingerprints(pg, quo, rem, q, r):
+    """The fingerprint (quotient << r | remainder, q + r <= 39 bits) of each probe under the
+    plan of its page and group (pg = page * groups + group)."""
+    qm = ((ONE << q.astype(np.uint64)) - ONE).ravel()[pg]
+    re_ = r.astype(np.uint64).ravel()[pg]
+    return ((quo.astype(np.uint64) & qm) << re_) | \
+        (rem.astype(np.uint64) & ((ONE << re_) - ONE))
 
 
 def encode(npages, page, g, quo, rem, lcat, q, r, cbits):
     """Entries (page, group, quotient, remainder, category index within the group) and the
-    plan (q, r per page and group) -> (the pages as bytes, the kept entries' sort keys).
-    Entries equal in page, group, fingerprint and category are stored once."""
+    plan (q, r per page and group) -> (the pages as bytes, the kept entries' sorted keys:
+    (page * groups + group) << 44 | fingerprint << 3 | category). Entries equal in page,
+    group, fingerprint and category are stored once."""
     ngroups = len(cbits)
-    cb = np.array(cbits, np.uint64)
-    qe = _u64(q[page, g])
-    re_ = _u64(r[page, g])
-    one = np.uint64(1)
-    fpr = ((_u64(quo) & ((one << qe) - one)) << re_) | (_u64(rem) & ((one << re_) - one))
-    if npages >= 1 << 17:
+    if npages * ngroups >= 1 << 20:
         raise ValueError("%d pages: more than the sort key holds" % npages)
-    key = (_u64(page) << np.uint64(46)) | (_u64(g) << np.uint64(44)) | \
-        (fpr << np.uint64(3)) | _u64(lcat)
-    order = np.argsort(key, kind="stable")
-    key = key[order]
+    pg = page.astype(np.int64) * ngroups + g
+    key = np.sort((pg.astype(np.uint64) << U(44)) |
+                  (fingerprints(pg, quo, rem, q, r) << U(3)) | lcat.astype(np.uint64))
+    del pg
     keep = np.ones(len(key), bool)
     keep[1:] = key[1:] != key[:-1]
-    sel = order[keep]
     key = key[keep]
-    page = _u64(page[sel])
-    gs = _u64(g[sel])
-    qe, re_, fpr, lc = qe[sel], re_[sel], fpr[sel], _u64(lcat[sel])
+    del keep
+    pg = (key >> U(44)).astype(np.int64)
+    gs = pg % ngroups
+    n = np.bincount(pg, minlength=npages * ngroups).reshape(npages, ngroups)
+    qq = q.astype(np.uint64)
+    rr = r.astype(np.uint64)
+    nn = n.astype(np.uint64)
+    cb = np.array(cbits, np.uint64)
+    sizes = np.where(n > 0, (nn + (ONE << qq) + nn * (rr + cb[None, :]) + U(7)) & ~U(7), U(0))
+    start = U(ngroups * fmt.GROUP_HEAD) + np.cumsum(sizes, axis=1, dtype=np.uint64) - sizes
+    first = np.flatnonzero(np.concatenate(([True], pg[1:] != pg[:-1])))
+    rank = (np.arange(len(pg)) - np.repeat(first, np.diff(np.append(first, len(pg))))) \
+        .astype(np.uint64)
+    qe = qq.ravel()[pg]
+    re_ = rr.ravel()[pg]
+    ne = nn.ravel()[pg]
     cbe = cb[gs]
-    pg = page * np.uint64(ngroups) + gs
-    n = np.bincount(pg.astype(np.int64), minlength=npages * ngroups).reshape(npages, ngroups)
-    qq = _u64(q)
-    rr = _u64(r)
-    nn = _u64(n)
-    sizes = np.where(n > 0, (nn + (one << qq) + nn * (rr + cb[None, :]) + np.uint64(7))
-                     & ~np.uint64(7), np.uint64(0))
-    start = np.uint64(ngroups * fmt.GROUP_HEAD) + np.cumsum(sizes, axis=1, dtype=np.uint64) \
-        - sizes
-    first = np.searchsorted(pg, pg, side="left")
-    rank = _u64(np.arange(len(pg)) - first)
-    flat = pg.astype(np.int64)
-    base = page * np.uint64(PAGE_BITS) + start.ravel()[flat]
-    ne = nn.ravel()[flat]
+    fpr = (key >> U(3)) & U((1 << 41) - 1)
+    base = (pg // ngroups).astype(np.uint64) * U(PAGE_BITS) + start.ravel()[pg]
+    del pg, gs
     words = np.zeros(npages * (PAGE_BITS // 64) + 1, np.uint64)
-    _put(words, base + (fpr >> re_) + rank, one, one)  # unary: bit quotient_i + i
-    rbase = base + ne + (one << qe)
-    _put(words, rbase + rank * re_, fpr & ((one << re_) - one), re_)
-    _put(words, rbase + ne * re_ + rank * cbe, lc, cbe)
+    _put(words, base + (fpr >> re_) + rank, ONE, ONE)  # unary: bit quotient_i + i
+    rbase = base + ne + (ONE << qe)
+    del base
+    _put(words, rbase + rank * re_, fpr & ((ONE << re_) - ONE), re_)
+    _put(words, rbase + ne * re_ + rank * cbe, key & U(7), cbe)
     out = words[:-1].astype("<u8").view(np.uint8).reshape(npages, fmt.PAGE)
     for k in range(ngroups):
         out[:, 4 * k] = n[:, k] & 0xFF
@@ -319,47 +335,30 @@ def build(entries, cats, key, procs=2, progress=None):
     lut = np.full(256, -1, np.int64)
     lut[ids] = np.arange(len(ids))
     n = len(entries)
-    cid = np.fromiter((e[2] for e in entries), np.int64, count=n)
-    if ((cid < 0) | (cid > 255)).any() or (lut[cid & 255] < 0).any():
+    d = digests(entries, key, procs, progress)
+    ci = lut[d[:, 17]]
+    if (ci < 0).any():
         raise ValueError("entry in unknown category")
-    ci = lut[cid]
-    fp8, v, quo, rem = fields(digests(entries, key, procs, progress))
+    fp8, v, quo, rem = fields(d)
+    del d
 
-    # members: the rows of one identifier (equal 17-byte digest prefix) merged
-    order = np.argsort(fp8, kind="stable")
-    f = fp8[order]
-    o0, o1 = order[:-1], order[1:]
-    same8 = f[1:] == f[:-1]
-    same = same8 & (v[o1] == v[o0]) & (quo[o1] == quo[o0]) & (rem[o1] == rem[o0])
-    clash8 = set(f[1:][same8 & ~same].tolist())  # two identifiers, one 64-bit fingerprint
-    new = np.ones(n, bool)
-    new[1:] = ~same
-    starts = np.flatnonzero(new)
-    member = np.empty(n, np.int64)
-    member[order] = np.cumsum(new) - 1
-    mask_m = np.bitwise_or.reduceat((1 << ci).astype(np.uint8)[order], starts) if n else \
-        np.zeros(0, np.uint8)
-    rep = order[starts]
-    fp8_m, v_m, quo_m, rem_m = fp8[rep], v[rep], quo[rep], rem[rep]
+    if (np.diff(np.sort(fp8)) == 0).any():
+        fp8_m, v_m, quo_m, rem_m, mask_m, clash8, pm, pc = merge(fp8, v, quo, rem, ci)
+        g_e = np.array(gidx, np.int64)[pc]
+        v_e, quo_e, rem_e = v_m[pm], quo_m[pm], rem_m[pm]
+    else:  # every row a distinct identifier (the usual case): members are the rows
+        fp8_m, v_m, quo_m, rem_m, clash8, pc = fp8, v, quo, rem, set(), ci
+        mask_m = (1 << ci).astype(np.uint8)
+        v_e, quo_e, rem_e = v, quo, rem
+        g_e = np.array(gidx, np.int64)[ci]
     counts = {ids[i]: int(((mask_m >> i) & 1).sum()) for i in range(len(ids))}
-
-    # entries: one per (member, category)
-    if same.any():
-        pair = np.sort(member * 8 + ci)
-        pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))]
-    else:  # no identifier listed twice: the fp8 order already gives the pairs in order
-        pair = np.arange(n, dtype=np.int64) * 8 + ci[order]
-    pm = pair // 8
-    pc = pair % 8
-    g_e = np.array(gidx, np.int64)[pc]
     lcat = pc - np.array(gfirst, np.int64)[g_e]
-    v_e, quo_e, rem_e = v_m[pm], quo_m[pm], rem_m[pm]
     planner = Planner(eps, cbits)
     need = sum(np.count_nonzero(g_e == g) * (math.log2(1 / eps[g]) + 2 + cbits[g])
                for g in range(ngroups))
     est = math.ceil(need / planner.room) if n else 1
-    npages, (page, loads, q, r, rates) = size_pages(
-        lambda p: (v_e % p).astype(np.int64), g_e, planner, eps, est, progress)
+    npages, (loads, q, r, rates) = size_pages(v_e, g_e, planner, eps, est, progress)
+    page = (v_e % np.uint32(npages)).astype(np.int64)
     if progress:
         progress("encode", 0, npages)
     pages, keys = encode(npages, page, g_e, quo_e, rem_e, lcat, q, r, cbits)
@@ -373,8 +372,31 @@ def build(entries, cats, key, procs=2, progress=None):
               for i in range(ncat)}
     return {"pages": pages, "records": recs, "npages": npages, "counts": counts,
             "group_fp": [float(x) for x in rates], "cat_fp": cat_fp, "groups": gidx,
-            "cbits": bytes(cbits), "members": len(rep), "suspects": suspects,
+            "cbits": bytes(cbits), "members": len(mask_m), "suspects": suspects,
             "exceptions": len(recs) // fmt.REC_LEN}
+
+
+def merge(fp8, v, quo, rem, ci):
+    """Rows of one identifier (equal 17-byte digest prefix) merged into one member with a
+    category mask. Returns the members' fields and mask, the 64-bit fingerprints two
+    different identifiers share, and the (member, category) pairs as (pm, pc)."""
+    n = len(fp8)
+    order = np.argsort(fp8)
+    f = fp8[order]
+    o0, o1 = order[:-1], order[1:]
+    same8 = f[1:] == f[:-1]
+    same = same8 & (v[o1] == v[o0]) & (quo[o1] == quo[o0]) & (rem[o1] == rem[o0])
+    clash8 = set(f[1:][same8 & ~same].tolist())
+    new = np.ones(n, bool)
+    new[1:] = ~same
+    starts = np.flatnonzero(new)
+    member = np.empty(n, np.int64)
+    member[order] = np.cumsum(new) - 1
+    mask_m = np.bitwise_or.reduceat((1 << ci).astype(np.uint8)[order], starts)
+    rep = order[starts]
+    pair = np.sort(member * 8 + ci)
+    pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))]
+    return fp8[rep], v[rep], quo[rep], rem[rep], mask_m, clash8, pair // 8, pair % 8
 
 
 def exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m, fp8_m, v_m,
@@ -383,8 +405,7 @@ def exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m, fp8_m
     is not in (a collision within its group or in another group's sub-list), decoded with
     the reader's own fpage.match; each false category gets an exact record (fp8, category,
     REMOVE), which the reader checks before the page. Returns (records bytes, suspects)."""
-    one = np.uint64(1)
-    page_m = (v_m % npages).astype(np.int64)
+    page_m = (v_m % U(npages)).astype(np.int64)
     susp = np.zeros(len(page_m), bool)
     # only a false category before the member's first own one changes its answer (a later
     # one shows only once a delta removes its own: build_delta resolves those)
@@ -392,22 +413,33 @@ def exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m, fp8_m
     for i in range(len(ids) - 1, -1, -1):
         low[(mask_m >> i) & 1 == 1] = i
     gprim = np.array(gidx + [len(cbits)], np.int64)[low]
+
+    def probe(sel, g):
+        pg = page_m[sel] * len(cbits) + g
+        return (pg.astype(np.uint64) << U(41)) | fingerprints(pg, quo_m[sel], rem_m[sel], q, r)
+
+    def hits(sel, km, found):
+        """Mark the members sel whose probe keys km are among the sorted keys found."""
+        if len(found):
+            j = np.minimum(np.searchsorted(found, km), len(found) - 1)
+            susp[sel[found[j] == km]] = True
+
     for g in range(len(cbits)):
-        kg = keys[((keys >> np.uint64(44)) & np.uint64(3)) == g] >> np.uint64(3)
-        qm = _u64(q[page_m, g])
-        rm = _u64(r[page_m, g])
-        fpr = ((_u64(quo_m) & ((one << qm) - one)) << rm) | (_u64(rem_m) & ((one << rm) - one))
-        km = (_u64(page_m) << np.uint64(43)) | (np.uint64(g) << np.uint64(41)) | fpr
+        eg = keys[(keys >> U(44)) % U(len(cbits)) == U(g)] >> U(3)  # sorted sub-list keys
         gm = sum(1 << i for i, x in enumerate(gidx) if x == g)
         own = POPCOUNT[mask_m & gm]
-        # a group of one category cannot list its own members in another
-        check = np.flatnonzero((gprim >= g) & ((own == 0) | (POPCOUNT[gm] > 1)))
-        ks = km[check]
-        o = np.argsort(ks)  # sorted needles: the searches walk the keys in order
-        ks = ks[o]
-        cnt = np.empty(len(ks), np.int64)
-        cnt[o] = np.searchsorted(kg, ks, "right") - np.searchsorted(kg, ks, "left")
-        susp[check] |= cnt > own[check]
+        # members without an entry in this group that reach it: is their probe key taken?
+        sel = np.flatnonzero((gprim >= g) & (own == 0))
+        if len(sel) and len(eg):
+            km = probe(sel, g)
+            ks = np.sort(km)  # sorted needles: the search walks the keys in order
+            i = np.minimum(np.searchsorted(eg, ks), len(eg) - 1)
+            hits(sel, km, np.unique(ks[eg[i] == ks]))
+        # members with an entry here, in a group of several categories: is the key shared
+        # with another category?
+        if POPCOUNT[gm] > 1 and len(eg):
+            sel = np.flatnonzero((gprim >= g) & (own > 0))
+            hits(sel, probe(sel, g), np.unique(eg[1:][eg[1:] == eg[:-1]]))
         if progress:
             progress("exact", g + 1, len(cbits))
     cb = bytes(cbits)
