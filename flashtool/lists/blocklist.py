@@ -164,12 +164,13 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=N
     return sign(body, priv)
 
 
-def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=None):
+def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=None,
+                cap=DELTA_CAP):
     """changes: (op, ns, ident, category id) with op fmt.OP_ADD / OP_REMOVE, cumulative since
     the base list. members: the base list's entries (ns, ident, category id); with them every
     changed identifier is answered exactly in its new category: a category the base image
-    lists it in by a fingerprint collision gets a removal record too. Returns the signed
-    delta bytes."""
+    lists it in by a fingerprint collision gets a removal record too. cap: the reader's
+    delta area (None: no limit, for measuring). Returns the signed delta bytes."""
     h = fmt.Header(base, len(base))
     cats = {c[0] for c in h.cats}
     recs = {}
@@ -195,7 +196,7 @@ def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=N
                 recs.setdefault((d[:8], cid), fmt.OP_REMOVE)
     rows = sorted(recs.items())
     signed_len = fmt.HEADER_LEN + len(rows) * fmt.REC_LEN
-    if signed_len + fmt.TRAILER > DELTA_CAP:
+    if cap is not None and signed_len + fmt.TRAILER > cap:
         raise ValueError("delta of %d records is too big: rebuild the full list" % len(rows))
     issued = int(time.time()) if issued is None else issued
     body = bytearray(fmt.pack_header(fmt.KIND_DELTA, 0, seq, h.seq, issued,

@@ -102,8 +102,9 @@ class Planner:
     """Per page: (q, r) for each group's sub-list. The strict groups (all but the last) get the
     shortest fingerprint that keeps the page within their budget; the last (most lenient)
     group gets the longest that fits the rest; room still left lengthens the strict ones. A
-    crowded page therefore costs the lenient group bits first, and the page count is chosen
-    so that each group's mean over the pages meets its budget."""
+    crowded page costs the lenient group bits first and the strict ones only when even that
+    cannot fit; the page count is chosen so that each group's mean over the pages (the rate
+    a random non-member sees) meets its budget."""
 
     def __init__(self, eps, cbits):
         self.eps = list(eps)
@@ -133,13 +134,23 @@ class Planner:
             return got
         last = len(loads) - 1
         lens = [0] * len(loads)
-        used = 0
         for g in range(last):
             if loads[g]:
                 lens[g] = min(MAX_L, math.ceil(math.log2(loads[g] / self.eps[g])))
-                used += self.sub(loads[g], lens[g], self.cbits[g])[0]
+
+        def strict():
+            return sum(self.sub(loads[g], lens[g], self.cbits[g])[0] for g in range(last))
+
+        used = strict()
+        floor = self.sub(loads[last], 0, self.cbits[last])[0]
+        while used + floor > self.room:  # a crowded page: the strict groups give bits too
+            g = max(range(last), key=lambda k: lens[k])
+            if not lens[g]:
+                break
+            lens[g] -= 1
+            used = strict()
         got = None
-        if used <= self.room:
+        if used + floor <= self.room:
             n = loads[last]
             best = 0
             for length in range(MAX_L if n else 0, -1, -1):
