@@ -13,6 +13,8 @@ import struct
 import time
 from pathlib import Path
 
+import numpy as np
+
 from flashtool import ROOT, use_lib
 from flashtool.release.keys import new_private
 
@@ -47,6 +49,10 @@ SEED_CATEGORIES = {
     6: ("health_ok", fmt.PASS, fmt.MANUAL, fmt.FLAG_HEALTH | fmt.FLAG_PASS_SET, PASS_SET_FP),
 }
 DEFAULT_MAX_AGE = 24 * 3600
+# a full image is sized to BASE_SHARE of each group's budget, a compact delta's pages to
+# DELTA_SHARE, so a list with its delta stays within the budget
+BASE_SHARE = 0.9
+DELTA_SHARE = 0.1
 IMAGE_CAP = 0x400000 - 16 * 4096  # slot minus delta area and switch record (store.py)
 DELTA_CAP = 15 * 4096
 
@@ -140,7 +146,8 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=N
     entries = entries if isinstance(entries, list) else list(entries)
     key = key or os.urandom(fmt.KEY_LEN)
     issued = int(time.time()) if issued is None else issued
-    got = fpbuild.build(entries, [(cid, c[4]) for cid, c in order], key, progress=progress)
+    got = fpbuild.build(entries, [(cid, c[4] * BASE_SHARE) for cid, c in order], key,
+                        progress=progress)
     if stats is not None:
         stats.update(got)
     npages = got["npages"]
@@ -165,46 +172,135 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=N
 
 
 def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=None,
-                cap=DELTA_CAP):
+                cap=DELTA_CAP, compact=None, progress=None):
     """changes: (op, ns, ident, category id) with op fmt.OP_ADD / OP_REMOVE, cumulative since
-    the base list. members: the base list's entries (ns, ident, category id); with them every
-    changed identifier is answered exactly in its new category: a category the base image
-    lists it in by a fingerprint collision gets a removal record too. cap: the reader's
-    delta area (None: no limit, for measuring). Returns the signed delta bytes."""
+    the base list. Small deltas are exact records; larger ones (or compact=True) fingerprint
+    pages like the image's, each group at DELTA_SHARE of its budget, ~15-30 bits a change.
+    members: the base list's entries; with them every member of the new state and every
+    changed identifier is answered exactly (what the pages or the base image get wrong gets
+    an exact record). cap: the reader's delta area (None: no limit, for measuring). Returns
+    the signed delta bytes."""
+    from flashtool.lists import fpbuild
+
     h = fmt.Header(base, len(base))
-    cats = {c[0] for c in h.cats}
-    recs = {}
-    idents = {}
+    lay = fpbuild.Layout([(c[0], 1 / c[7]) for c in h.cats])
+    final = {}
     for op, ns, ident, cid in changes:
         check_ident(ns, ident)
-        if cid not in cats or op not in (fmt.OP_ADD, fmt.OP_REMOVE):
+        if cid not in lay.ids or op not in (fmt.OP_ADD, fmt.OP_REMOVE):
             raise ValueError("bad change %r" % ((op, ns, ident, cid),))
-        d = khash.digest(h.key, ns, ident)
-        recs[(d[:8], cid)] = op  # the last change for an entry wins
-        idents[(ns, bytes(ident))] = d
+        final.setdefault((ns, bytes(ident)), {})[cid] = op  # the last change for it wins
+    digs = {k: khash.digest(h.key, k[0], k[1]) for k in final}
+    nchg = sum(len(x) for x in final.values())
+    if compact is None:
+        compact = nchg * fmt.REC_LEN > 4 * fmt.PAGE
+    recs = {}
+    state = DeltaState(lay, h)
+    if compact and nchg:
+        rows = [(digs[k], cid, op) for k, ops in final.items() for cid, op in ops.items()]
+        f = fpbuild.fields(np.frombuffer(b"".join(d[:17] for d, _, _ in rows), np.uint8)
+                           .reshape(-1, 17))
+        ci = lay.lut[[cid for _, cid, _ in rows]]
+        g_e = np.array(lay.gidx, np.int64)[ci]
+        lcat2 = (ci - np.array(lay.gfirst, np.int64)[g_e]) * 2 + \
+            np.array([op == fmt.OP_REMOVE for _, _, op in rows], np.int64)
+        pages, keys, npages, _, q, r, _ = fpbuild.pages_for(
+            f[1], f[2], f[3], g_e, lcat2, [e * DELTA_SHARE for e in lay.eps],
+            [c + 1 for c in lay.cbits], progress)
+        state.pages, state.npages = pages, npages
+    else:
+        for k, ops in final.items():
+            for cid, op in ops.items():
+                recs[(digs[k][:8], cid)] = op
     if members is not None:
+        todo = {}  # digest -> true categories in the new state
+        if compact and nchg:  # members the delta's pages may answer wrong
+            m = fpbuild.members_of(members, h.key, lay, progress=progress)
+            for x in fpbuild.delta_suspects(keys, npages, q, r, lay, m).tolist():
+                d = (int(m["fp8"][x]).to_bytes(8, "big") + int(m["v"][x]).to_bytes(4, "little")
+                     + int(m["quo"][x]).to_bytes(2, "little") +
+                     int(m["rem"][x]).to_bytes(3, "little"))
+                todo[d] = {lay.ids[i] for i in range(len(lay.ids)) if m["mask"][x] >> i & 1}
         now = {}
         for ns, ident, cid in members:
-            if (ns, bytes(ident)) in idents:
+            if (ns, bytes(ident)) in final:
                 now.setdefault((ns, bytes(ident)), set()).add(cid)
-        for k, d in idents.items():
+        for k, ops in final.items():
             true = now.get(k, set())
-            for (fp8, cid), op in recs.items():
-                if fp8 == d[:8]:
-                    (true.add if op == fmt.OP_ADD else true.discard)(cid)
-            for cid in listed(base, h, d) - true:
-                recs.setdefault((d[:8], cid), fmt.OP_REMOVE)
+            for cid, op in ops.items():
+                (true.add if op == fmt.OP_ADD else true.discard)(cid)
+            todo[digs[k][:17]] = true
+        state.recs = recs
+        for d, true in todo.items():
+            first = next((c for c in lay.ids if c in true), None)
+            got = state.listed(base, d)
+            for c in lay.ids:
+                if c == first:
+                    if c not in got:
+                        recs[(d[:8], c)] = fmt.OP_ADD
+                    break
+                if c in got:
+                    recs[(d[:8], c)] = fmt.OP_REMOVE
     rows = sorted(recs.items())
-    signed_len = fmt.HEADER_LEN + len(rows) * fmt.REC_LEN
+    body = bytearray(fmt.PAGE * (1 + fmt.rec_pages(len(rows))))
+    signed_len = len(body) + len(state.pages)
     if cap is not None and signed_len + fmt.TRAILER > cap:
-        raise ValueError("delta of %d records is too big: rebuild the full list" % len(rows))
+        raise ValueError("delta of %d bytes is too big for the %d-byte area: rebuild the full "
+                         "list" % (signed_len + fmt.TRAILER, cap))
     issued = int(time.time()) if issued is None else issued
-    body = bytearray(fmt.pack_header(fmt.KIND_DELTA, 0, seq, h.seq, issued,
-                                     h.max_age_s if max_age_s is None else max_age_s,
-                                     signed_len, h.key, key_id(pubkey(priv)[0]), len(rows)))
-    for (fp8, cid), op in rows:
-        body += fp8 + struct.pack("<BB6x", cid, op)
-    return sign(body, priv)
+    body[: fmt.HEADER_LEN] = fmt.pack_header(
+        fmt.KIND_DELTA, 0, seq, h.seq, issued, h.max_age_s if max_age_s is None else max_age_s,
+        signed_len, h.key, key_id(pubkey(priv)[0]), len(rows), state.npages)
+    for j, ((fp8, cid), op) in enumerate(rows):
+        at = fmt.PAGE + j * fmt.REC_LEN
+        body[at: at + fmt.REC_LEN] = fp8 + struct.pack("<BB6x", cid, op)
+    return sign(bytes(body) + state.pages, priv)
+
+
+class DeltaState:
+    """A delta's exact records {(fp8, cid): op} and pages, read the way ListStore reads them:
+    exact records first, then the pages for the categories they leave silent."""
+
+    def __init__(self, lay, h, recs=None, pages=b"", npages=0):
+        self.lay = lay
+        self.h = h
+        self.recs = recs if recs is not None else {}
+        self.pages = pages
+        self.npages = npages
+
+    @classmethod
+    def parse(cls, delta, h):
+        from flashtool.lists import fpbuild
+
+        dh = fmt.Header(delta, len(delta))
+        recs = {}
+        for j in range(dh.nrec):
+            at = fmt.PAGE + j * fmt.REC_LEN
+            key = (bytes(delta[at: at + 8]), delta[at + 8])
+            if key not in recs or delta[at + 9] == fmt.OP_REMOVE:
+                recs[key] = delta[at + 9]
+        lay = fpbuild.Layout([(c[0], 1 / c[7]) for c in h.cats])
+        return cls(lay, h, recs, bytes(delta[dh.pages_at: dh.signed_len]), dh.npages)
+
+    def marks(self, d):
+        out = {c: op for (fp8, c), op in self.recs.items() if fp8 == d[:8]}
+        if self.npages:
+            a = fmt.PAGE * khash.page_of(d, self.npages)
+            page = self.pages[a: a + fmt.PAGE]
+            cb = bytes(c + 1 for c in self.lay.cbits)
+            for i, cid in enumerate(self.lay.ids):
+                g = self.lay.gidx[i]
+                mask = fpage.match(page, cb, g, khash.quotient(d), khash.remainder(d))
+                k = (i - self.lay.gfirst[g]) * 2
+                if cid not in out and mask >> k & 3:
+                    out[cid] = fmt.OP_REMOVE if mask >> (k + 1) & 1 else fmt.OP_ADD
+        return out
+
+    def listed(self, base, d):
+        got = listed(base, self.h, d)
+        for cid, op in self.marks(d).items():
+            (got.add if op == fmt.OP_ADD else got.discard)(cid)
+        return got
 
 
 def read_changes(path):
@@ -266,12 +362,7 @@ def lookup(img, ns, ident, delta=None):
     """Host model of ListStore.lookup: category id or 0."""
     h = fmt.Header(img, len(img))
     d = khash.digest(h.key, ns, ident)
-    got = listed(img, h, d)
-    if delta is not None:
-        marks = {}
-        _marks(delta, fmt.HEADER_LEN, fmt.Header(delta, len(delta)).nrec, d, marks, False)
-        for cid, op in marks.items():
-            (got.add if op == fmt.OP_ADD else got.discard)(cid)
+    got = listed(img, h, d) if delta is None else DeltaState.parse(delta, h).listed(img, d)
     for c in h.cats:
         if c[0] in got:
             return c[0]

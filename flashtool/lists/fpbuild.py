@@ -330,44 +330,48 @@ def _put(words, pos, val, width):
 POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
 
 
-def build(entries, cats, key, procs=2, progress=None):
-    """entries: list of (ns, ident bytes, category id); cats: [(category id, budget)] in header
-    order (budgets non-decreasing: strictest group first). Returns a dict: pages (bytes),
-    records (the exact records, bytes), npages, counts {cid: members}, and figures."""
-    ids = [c[0] for c in cats]
-    budgets = [c[1] for c in cats]
-    gidx = groups_of(budgets)
-    ngroups = gidx[-1] + 1
-    if ngroups > fmt.MAX_GROUPS:
-        raise ValueError("%d distinct budgets: at most %d groups" % (ngroups, fmt.MAX_GROUPS))
-    gfirst = [gidx.index(g) for g in range(ngroups)]
-    cbits = [fmt.cat_bits(gidx.count(g)) for g in range(ngroups)]
-    eps = [budgets[gfirst[g]] for g in range(ngroups)]
-    lut = np.full(256, -1, np.int64)
-    lut[ids] = np.arange(len(ids))
-    n = len(entries)
+class Layout:
+    """Categories in header order [(id, budget)] -> groups, category bits, budgets."""
+
+    def __init__(self, cats):
+        self.ids = [c[0] for c in cats]
+        budgets = [c[1] for c in cats]
+        self.gidx = groups_of(budgets)
+        self.ngroups = self.gidx[-1] + 1
+        if self.ngroups > fmt.MAX_GROUPS:
+            raise ValueError("%d distinct budgets: at most %d groups"
+                             % (self.ngroups, fmt.MAX_GROUPS))
+        self.gfirst = [self.gidx.index(g) for g in range(self.ngroups)]
+        self.cbits = [fmt.cat_bits(self.gidx.count(g)) for g in range(self.ngroups)]
+        self.eps = [budgets[self.gfirst[g]] for g in range(self.ngroups)]
+        self.lut = np.full(256, -1, np.int64)
+        self.lut[self.ids] = np.arange(len(self.ids))
+
+
+def members_of(entries, key, lay, procs=2, progress=None):
+    """The members of a list: their fields (fp8, page value, quotient, remainder), category
+    mask, the 64-bit fingerprints two identifiers share, and the (member, category) pairs."""
     d = digests(entries, key, procs, progress)
-    ci = lut[d[:, 17]]
+    ci = lay.lut[d[:, 17]]
     if (ci < 0).any():
         raise ValueError("entry in unknown category")
     fp8, v, quo, rem = fields(d)
     del d
-
     if (np.diff(np.sort(fp8)) == 0).any():
-        fp8_m, v_m, quo_m, rem_m, mask_m, clash8, pm, pc = merge(fp8, v, quo, rem, ci)
-        g_e = np.array(gidx, np.int64)[pc]
-        v_e, quo_e, rem_e = v_m[pm], quo_m[pm], rem_m[pm]
+        fp8, v, quo, rem, mask, clash8, pm, pc = merge(fp8, v, quo, rem, ci)
     else:  # every row a distinct identifier (the usual case): members are the rows
-        fp8_m, v_m, quo_m, rem_m, clash8, pc = fp8, v, quo, rem, set(), ci
-        mask_m = (1 << ci).astype(np.uint8)
-        v_e, quo_e, rem_e = v, quo, rem
-        g_e = np.array(gidx, np.int64)[ci]
-    counts = {ids[i]: int(((mask_m >> i) & 1).sum()) for i in range(len(ids))}
-    lcat = pc - np.array(gfirst, np.int64)[g_e]
+        mask, clash8, pm, pc = (1 << ci).astype(np.uint8), set(), None, ci
+    return {"fp8": fp8, "v": v, "quo": quo, "rem": rem, "mask": mask, "clash8": clash8,
+            "pm": pm, "pc": pc}
+
+
+def pages_for(v_e, quo_e, rem_e, g_e, lcat, eps, cbits, progress=None):
+    """Entries -> fingerprint pages sized for the budgets eps: (pages bytes, sorted keys,
+    npages, page per entry, q, r, design rate per group)."""
     planner = Planner(eps, cbits)
     need = sum(np.count_nonzero(g_e == g) * (math.log2(1 / eps[g]) + 2 + cbits[g])
-               for g in range(ngroups))
-    est = math.ceil(need / planner.room) if n else 1
+               for g in range(len(eps)))
+    est = math.ceil(need / planner.room) if len(v_e) else 1
     npages, (loads, q, r, rates) = size_pages(v_e, g_e, planner, eps, est, progress)
     page = (v_e % np.uint32(npages)).astype(np.int64)
     if progress:
@@ -375,16 +379,70 @@ def build(entries, cats, key, procs=2, progress=None):
     pages, keys = encode(npages, page, g_e, quo_e, rem_e, lcat, q, r, cbits)
     if progress:
         progress("encode", npages, npages)
-    recs, suspects = exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m,
-                               fp8_m, v_m, quo_m, rem_m, clash8, progress)
+    return pages, keys, npages, page, q, r, rates
+
+
+def build(entries, cats, key, procs=2, progress=None):
+    """entries: list of (ns, ident bytes, category id); cats: [(category id, budget)] in header
+    order (budgets non-decreasing: strictest group first). Returns a dict: pages (bytes),
+    records (the exact records, bytes), npages, counts {cid: members}, and figures."""
+    lay = Layout(cats)
+    ids, gidx = lay.ids, lay.gidx
+    m = members_of(entries, key, lay, procs, progress)
+    mask_m, pc = m["mask"], m["pc"]
+    sel = (lambda a: a) if m["pm"] is None else (lambda a: a[m["pm"]])
+    v_e, quo_e, rem_e = sel(m["v"]), sel(m["quo"]), sel(m["rem"])
+    g_e = np.array(gidx, np.int64)[pc]
+    counts = {ids[i]: int(((mask_m >> i) & 1).sum()) for i in range(len(ids))}
+    lcat = pc - np.array(lay.gfirst, np.int64)[g_e]
+    pages, keys, npages, page, q, r, rates = pages_for(v_e, quo_e, rem_e, g_e, lcat, lay.eps,
+                                                       lay.cbits, progress)
+    recs, suspects = exactness(pages, keys, npages, q, r, lay, m, progress)
     ncat = len(ids)
     per_cat = np.bincount(page * ncat + pc, minlength=npages * ncat).reshape(npages, ncat)
     cat_fp = {ids[i]: float((per_cat[:, i] / np.exp2(q + r)[:, gidx[i]]).mean())
               for i in range(ncat)}
     return {"pages": pages, "records": recs, "npages": npages, "counts": counts,
             "group_fp": [float(x) for x in rates], "cat_fp": cat_fp, "groups": gidx,
-            "cbits": bytes(cbits), "members": len(mask_m), "suspects": suspects,
+            "cbits": bytes(lay.cbits), "members": len(mask_m), "suspects": suspects,
             "exceptions": len(recs) // fmt.REC_LEN}
+
+
+def primary_group(mask_m, lay):
+    """Per member: the group of its first own category (header order)."""
+    low = np.full(len(mask_m), len(lay.ids), np.int64)
+    for i in range(len(lay.ids) - 1, -1, -1):
+        low[(mask_m >> i) & 1 == 1] = i
+    return low, np.array(lay.gidx + [lay.ngroups], np.int64)[low]
+
+
+def key_hits(keys, g, ngroups, sel, page_m, quo_m, rem_m, q, r):
+    """Bool per member in sel: its probe key (page, group g, fingerprint under the page's plan)
+    is among the stored entries' keys."""
+    eg = keys[(keys >> U(44)) % U(ngroups) == U(g)] >> U(3)  # sorted sub-list keys
+    out = np.zeros(len(sel), bool)
+    if len(sel) and len(eg):
+        pg = page_m[sel] * ngroups + g
+        km = (pg.astype(np.uint64) << U(41)) | fingerprints(pg, quo_m[sel], rem_m[sel], q, r)
+        ks = np.sort(km)  # sorted needles: the search walks the keys in order
+        i = np.minimum(np.searchsorted(eg, ks), len(eg) - 1)
+        found = np.unique(ks[eg[i] == ks])
+        if len(found):
+            j = np.minimum(np.searchsorted(found, km), len(found) - 1)
+            out = found[j] == km
+    return out
+
+
+def delta_suspects(keys, npages, q, r, lay, m):
+    """Members a compact delta's pages may answer wrong: any delta entry under their
+    fingerprint in a group up to their first own category's (decided exactly afterwards)."""
+    _, gprim = primary_group(m["mask"], lay)
+    page_m = (m["v"] % U(npages)).astype(np.int64)
+    susp = np.zeros(len(page_m), bool)
+    for g in range(lay.ngroups):
+        sel = np.flatnonzero(gprim >= g)
+        susp[sel] |= key_hits(keys, g, lay.ngroups, sel, page_m, m["quo"], m["rem"], q, r)
+    return np.flatnonzero(susp)
 
 
 def merge(fp8, v, quo, rem, ci):
@@ -410,49 +468,39 @@ def merge(fp8, v, quo, rem, ci):
     return fp8[rep], v[rep], quo[rep], rem[rep], mask_m, clash8, pair // 8, pair % 8
 
 
-def exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m, fp8_m, v_m,
-              quo_m, rem_m, clash8, progress=None):
+def exactness(pages, keys, npages, q, r, lay, m, progress=None):
     """Every member whose page lists another entry under its fingerprint, in a category it
     is not in (a collision within its group or in another group's sub-list), decoded with
-    the reader's own fpage.match; each false category gets an exact record (fp8, category,
-    REMOVE), which the reader checks before the page. Returns (records bytes, suspects)."""
+    the reader's own fpage.match; each false category before its own gets an exact record
+    (fp8, category, REMOVE), which the reader checks before the page. (A later false category
+    shows only once a delta removes its own: build_delta resolves those.) Returns (records
+    bytes, suspects)."""
+    cbits, gidx, gfirst, ids = lay.cbits, lay.gidx, lay.gfirst, lay.ids
+    mask_m, fp8_m, v_m, quo_m, rem_m = m["mask"], m["fp8"], m["v"], m["quo"], m["rem"]
+    ngroups = lay.ngroups
     page_m = (v_m % U(npages)).astype(np.int64)
     susp = np.zeros(len(page_m), bool)
-    # only a false category before the member's first own one changes its answer (a later
-    # one shows only once a delta removes its own: build_delta resolves those)
-    low = np.full(len(mask_m), len(ids), np.int64)
-    for i in range(len(ids) - 1, -1, -1):
-        low[(mask_m >> i) & 1 == 1] = i
-    gprim = np.array(gidx + [len(cbits)], np.int64)[low]
-
-    def probe(sel, g):
-        pg = page_m[sel] * len(cbits) + g
-        return (pg.astype(np.uint64) << U(41)) | fingerprints(pg, quo_m[sel], rem_m[sel], q, r)
-
-    def hits(sel, km, found):
-        """Mark the members sel whose probe keys km are among the sorted keys found."""
-        if len(found):
-            j = np.minimum(np.searchsorted(found, km), len(found) - 1)
-            susp[sel[found[j] == km]] = True
-
-    for g in range(len(cbits)):
-        eg = keys[(keys >> U(44)) % U(len(cbits)) == U(g)] >> U(3)  # sorted sub-list keys
+    low, gprim = primary_group(mask_m, lay)
+    for g in range(ngroups):
         gm = sum(1 << i for i, x in enumerate(gidx) if x == g)
         own = POPCOUNT[mask_m & gm]
         # members without an entry in this group that reach it: is their probe key taken?
         sel = np.flatnonzero((gprim >= g) & (own == 0))
-        if len(sel) and len(eg):
-            km = probe(sel, g)
-            ks = np.sort(km)  # sorted needles: the search walks the keys in order
-            i = np.minimum(np.searchsorted(eg, ks), len(eg) - 1)
-            hits(sel, km, np.unique(ks[eg[i] == ks]))
+        susp[sel] |= key_hits(keys, g, ngroups, sel, page_m, quo_m, rem_m, q, r)
         # members with an entry here, in a group of several categories: is the key shared
         # with another category?
-        if POPCOUNT[gm] > 1 and len(eg):
-            sel = np.flatnonzero((gprim >= g) & (own > 0))
-            hits(sel, probe(sel, g), np.unique(eg[1:][eg[1:] == eg[:-1]]))
+        if POPCOUNT[gm] > 1:
+            eg = keys[(keys >> U(44)) % U(ngroups) == U(g)] >> U(3)
+            crowded = np.unique(eg[1:][eg[1:] == eg[:-1]])
+            if len(crowded):
+                sel = np.flatnonzero((gprim >= g) & (own > 0))
+                pg = page_m[sel] * ngroups + g
+                km = (pg.astype(np.uint64) << U(41)) | fingerprints(pg, quo_m[sel],
+                                                                     rem_m[sel], q, r)
+                j = np.minimum(np.searchsorted(crowded, km), len(crowded) - 1)
+                susp[sel[crowded[j] == km]] = True
         if progress:
-            progress("exact", g + 1, len(cbits))
+            progress("exact", g + 1, ngroups)
     cb = bytes(cbits)
     recs = []
     for x in np.flatnonzero(susp).tolist():
@@ -465,7 +513,7 @@ def exactness(pages, keys, npages, q, r, cbits, gidx, gfirst, ids, mask_m, fp8_m
         if not false:
             continue
         f8 = int(fp8_m[x])
-        if f8 in clash8:
+        if f8 in m["clash8"]:
             raise ValueError("a resolved member shares its 64-bit fingerprint with another "
                              "identifier: rebuild with another hash key")
         for i in range(len(ids)):

@@ -1,8 +1,8 @@
 """Blocklist image format, shared by the host builder (CPython) and the reader (MicroPython).
 
 A full image is: a header (page 0), its exact records (the builder's resolutions of member
-fingerprint collisions, padded to whole pages), the fingerprint pages; a delta is the header
-and its exact records. Then the SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5
+fingerprint collisions, padded to whole pages), the fingerprint pages; a delta has the same
+layout, its changes as exact records and/or fingerprint pages (a compact delta). Then the SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5
 signature of that digest. All integers little-endian. Layout details: docs/blocklist.md.
 
 Each category states its own false-positive budget (the harm of a false hit); categories with
@@ -156,7 +156,11 @@ class Header:
             # per group: category index bits in the page (the reader's fpage.match argument)
             self.cbits = bytes(cat_bits(sizes[g]) for g in range(self.ngroups))
         elif self.kind == KIND_DELTA:
-            if HEADER_LEN + self.nrec * REC_LEN != self.signed_len:
-                raise ListError(E_FORMAT, "delta record count does not match its length")
+            # the same layout as a full image: records from PAGE, then fingerprint pages
+            # whose sub-lists carry category index * 2 + op (0 add, 1 remove)
+            self.pages_at = PAGE * (1 + rec_pages(self.nrec))
+            if self.pages_at + self.npages * PAGE != self.signed_len:
+                raise ListError(E_FORMAT, "delta record or page count does not match its "
+                                "length")
         else:
             raise ListError(E_FORMAT, "unknown image kind %d" % self.kind)

@@ -199,7 +199,7 @@ class Installer:
             self._check_sorted(h.nrec, fmt.PAGE)
             s._commit(self._slot, _NONE, h.seq, self._total, 0, 0)
         else:
-            self._check_sorted(h.nrec, fmt.HEADER_LEN)
+            self._check_sorted(h.nrec, fmt.PAGE)
             r = s._rec
             s._commit(r[2], self._slot, r[4], r[5], h.seq, self._total)
         return h.seq

@@ -92,6 +92,7 @@ class ListStore:
         self.categories = {}
         self._ncat = 0
         self._dn = 0
+        self._dnp = 0
         self._xn = 0
         self._rec = None
         recs = self._records()
@@ -121,6 +122,7 @@ class ListStore:
         self._gfirst = bytes(min(i for i in range(len(cats)) if cats[i][6] == g)
                              for g in range(h.ngroups))
         self._cbits = h.cbits
+        self._dcbits = bytes(b + 1 for b in h.cbits)  # a delta page adds the op bit
         self._np = h.npages
         self._pages_at = h.pages_at
         self._xn = h.nrec  # exact records: the builder's collision resolutions
@@ -135,6 +137,8 @@ class ListStore:
             if dh and dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == fseq:
                 self._dpart = dpart
                 self._dn = dh.nrec
+                self._dnp = dh.npages
+                self._dpages_at = self.image_cap + dh.pages_at
                 self.seq = dh.seq
                 self.issued = dh.issued
                 self.max_age_s = dh.max_age_s
@@ -174,15 +178,17 @@ class ListStore:
         hits = self._hits
         for i in range(self._ncat):
             hits[i] = 0
-        if self._dn:
-            self._search(self._dpart, self.image_cap + fmt.HEADER_LEN, self._dn, d, 0)
-        if self._xn:
-            self._search(self._part, fmt.PAGE, self._xn, d, 1)
-        a = self._pages_at + (d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24) \
-            % self._np * fmt.PAGE  # khash.page_of()
-        self._part.readblocks(a // _SECTOR, self._page, a % _SECTOR)
+        v = d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24  # khash.page_of()
         quo = d[12] | d[13] << 8  # khash.quotient()
         rem = d[14] | d[15] << 8 | d[16] << 16  # khash.remainder()
+        if self._dn:
+            self._search(self._dpart, self.image_cap + fmt.PAGE, self._dn, d, 0)
+        if self._dnp:
+            self._delta_page(v, quo, rem)
+        if self._xn:
+            self._search(self._part, fmt.PAGE, self._xn, d, 1)
+        a = self._pages_at + v % self._np * fmt.PAGE
+        self._part.readblocks(a // _SECTOR, self._page, a % _SECTOR)
         g = -1
         mask = 0
         for ci in range(self._ncat):
@@ -197,6 +203,26 @@ class ListStore:
             if mask >> (ci - self._gfirst[g]) & 1:
                 return self._ids[ci]
         return 0
+
+    def _delta_page(self, v, quo, rem):
+        """A compact delta's page: each entry is category index * 2 + op (0 add, 1 remove);
+        it marks the categories its exact records left silent, a removal over an addition."""
+        a = self._dpages_at + v % self._dnp * fmt.PAGE
+        self._dpart.readblocks(a // _SECTOR, self._page, a % _SECTOR)
+        hits = self._hits
+        g = -1
+        mask = 0
+        for ci in range(self._ncat):
+            if self._grp[ci] != g:
+                g = self._grp[ci]
+                mask = match(self._page, self._dcbits, g, quo, rem)
+            if hits[ci] or not mask:
+                continue
+            k = (ci - self._gfirst[g]) << 1
+            if mask >> (k + 1) & 1:
+                hits[ci] = fmt.OP_REMOVE
+            elif mask >> k & 1:
+                hits[ci] = fmt.OP_ADD
 
     def _cmp(self, d):
         r = self._r
