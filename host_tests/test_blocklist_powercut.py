@@ -1,7 +1,7 @@
 """Power cut at every flash program/erase of a list install (first list on blank slots, full,
-delta, a compact delta over a delta, full over delta), clean and torn: after the reboot the reader has
-exactly the old or the new list, its lookups are right for that list, and the same install
-then succeeds.
+delta, a compact delta over a delta, full over delta), clean and torn: after the reboot the
+reader has exactly the old or the new list, its lookups are right for that list, and the same
+install then succeeds.
 
 The cut loop runs inside one MicroPython process (the two slot ranges are snapshotted and
 restored with flash.copy_to/copy_from); a few cuts go through full emulated-reader reboots.

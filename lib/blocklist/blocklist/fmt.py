@@ -2,8 +2,9 @@
 
 A full image is: a header (page 0), its exact records (the builder's resolutions of member
 fingerprint collisions, padded to whole pages), the fingerprint pages; a delta has the same
-layout, its changes as exact records and/or fingerprint pages (a compact delta). Then the SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5
-signature of that digest. All integers little-endian. Layout details: docs/blocklist.md.
+layout, its changes as exact records and/or fingerprint pages (a compact delta). Then the
+SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5 signature of that digest. All
+integers little-endian. Layout details: docs/blocklist.md.
 
 Each category states its own false-positive budget (the harm of a false hit); categories with
 the same budget form a group, and every fingerprint page holds one sub-list per group, so a
