@@ -213,14 +213,15 @@ def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=N
             for cid, op in ops.items():
                 recs[(digs[k][:8], cid)] = op
     if members is not None:
-        todo = {}  # digest -> true categories in the new state
+        todo = {}  # fp8 -> (digest prefix, true categories in the new state)
         if compact and nchg:  # members the delta's pages may answer wrong
             m = fpbuild.members_of(members, h.key, lay, progress=progress)
             for x in fpbuild.delta_suspects(keys, npages, q, r, lay, m).tolist():
                 d = (int(m["fp8"][x]).to_bytes(8, "big") + int(m["v"][x]).to_bytes(4, "little")
                      + int(m["quo"][x]).to_bytes(2, "little") +
                      int(m["rem"][x]).to_bytes(3, "little"))
-                todo[d] = {lay.ids[i] for i in range(len(lay.ids)) if m["mask"][x] >> i & 1}
+                todo[d[:8]] = (d, {lay.ids[i] for i in range(len(lay.ids))
+                                   if m["mask"][x] >> i & 1})
         now = {}
         for ns, ident, cid in members:
             if (ns, bytes(ident)) in final:
@@ -229,9 +230,9 @@ def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=N
             true = now.get(k, set())
             for cid, op in ops.items():
                 (true.add if op == fmt.OP_ADD else true.discard)(cid)
-            todo[digs[k][:17]] = true
+            todo[digs[k][:8]] = (digs[k], true)  # a changed member: its new categories
         state.recs = recs
-        for d, true in todo.items():
+        for d, true in todo.values():
             first = next((c for c in lay.ids if c in true), None)
             got = state.listed(base, d)
             for c in lay.ids:
