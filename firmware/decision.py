@@ -88,6 +88,7 @@ class Decider:
         self.lists = None
         self._policy = {}
         self._stale_health = None
+        self._pass_set = False
         self._day = -1
         self._today = 0
         self._slots = slots
@@ -104,12 +105,15 @@ class Decider:
         self.lists = lists
         self._policy = {}
         self._stale_health = None
+        self._pass_set = False
         if lists is None:
             return
         for cid in sorted(lists.categories):
             _, action, stale_action, health = lists.categories[cid]
             p = (_action(action), _action(stale_action), bool(health))
             self._policy[cid] = p
+            if health & 2:  # lib/blocklist fmt.FLAG_PASS_SET: the list names who has info
+                self._pass_set = True
             if health and p[1] != R.PASS and self._stale_health is None:
                 self._stale_health = p
 
@@ -203,6 +207,10 @@ class Decider:
         if stale and self._stale_health is not None:
             # health status unknown for everyone while the health list is out of date
             return self._set(self._stale_health[1], R.NO_HEALTH_INFO)
+        if self._pass_set and (p is None or not p[2]):
+            # the list is the pass-set of credentials with health information: not in it,
+            # no information (docs/blocklist.md, "Pass-set or manual-set")
+            return self._set(R.MANUAL, R.NO_HEALTH_INFO)
         return False
 
     def _seen(self, key, mono_s):

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "lib" / "blocklist"))
 
 from blocklist import fmt, fpage, khash  # noqa: E402
 
-from flashtool.lists import blocklist as cb  # noqa: E402
+from flashtool.lists import fpbuild  # noqa: E402
 
 KEY = bytes(range(100, 116))
 IDENTS = [(1 + i % 3, bytes(random.Random(i).randrange(256) for _ in range(1 + i % 32)))
@@ -61,22 +61,43 @@ for line in open(%r):
     assert out.splitlines() == reference()
 
 
+LAYOUTS = [  # (category bits per group, budgets, entries per group)
+    *[((3,), (1e-7,), (n,)) for n in (0, 1, 2, 40, 100, 150, 170, 200, 400, 800)],
+    *[((2, 0), (1e-7, 5e-3), loads) for loads in ((0, 300), (20, 300), (5, 0), (30, 330),
+                                                 (60, 600), (1, 1))],
+    ((1, 0, 2), (1e-7, 1e-5, 1e-3), (10, 40, 200)),
+]
+
+
 def pages():
     """Pages from the host encoder: empty, sparse (long remainders, r capped), full (short
-    remainders), shared fingerprints in two categories, duplicate rows; each with probes:
-    every member and random non-members."""
+    remainders), two and three groups side by side, shared fingerprints in two categories,
+    duplicate rows; each with probes: every member and random non-members."""
     rnd = random.Random(7)
     out = []
-    for n in (0, 1, 2, 40, 100, 150, 170, 200, 400, 800):
-        rows = [(rnd.getrandbits(16), rnd.getrandbits(24), rnd.randrange(8)) for _ in range(n)]
-        if n > 2:
-            rows += [(rows[0][0], rows[0][1], (rows[0][2] + 1) % 8), rows[1]]
-        probes = [(q, r) for q, r, _ in rows] + [(rnd.getrandbits(16), rnd.getrandbits(24))
-                                                  for _ in range(300)]
+    for cbits, eps, loads in LAYOUTS:
+        rows = []
+        for g, n in enumerate(loads):
+            grp = [(g, rnd.getrandbits(16), rnd.getrandbits(24), rnd.randrange(1 << cbits[g]))
+                   for _ in range(n)]
+            if n > 2 and cbits[g]:
+                grp += [(g, grp[0][1], grp[0][2], (grp[0][3] + 1) % (1 << cbits[g])), grp[1]]
+            rows += grp
+        page, (q, r) = fpbuild.one_page(rows, cbits, fpbuild.Planner(eps, cbits))
+        probes = [(a, b) for _g, a, b, _c in rows] + [(rnd.getrandbits(16), rnd.getrandbits(24))
+                                                      for _ in range(300)]
         if rows:  # same bucket, remainder one off: must not match
-            probes.append((rows[-1][0], rows[-1][1] ^ 1))
-        out.append((rows, cb.encode_page(rows), probes))
+            probes.append((rows[-1][1], rows[-1][2] ^ 1))
+        out.append((rows, cbits, page, (q, r), probes))
     return out
+
+
+def expect(rows, q, r, probe, g):
+    """The categories of group g whose fingerprint equals the probe's under (q[g], r[g])."""
+    mq = (1 << int(q[g])) - 1
+    mr = (1 << int(r[g])) - 1
+    return sum(1 << c for c in {c for gg, a, b, c in rows if gg == g and
+                                (a ^ probe[0]) & mq == 0 and (b ^ probe[1]) & mr == 0})
 
 
 def test_fingerprint_pages_on_both_interpreters(mp, tmp_path):
@@ -84,27 +105,30 @@ def test_fingerprint_pages_on_both_interpreters(mp, tmp_path):
     want = []
     built = pages()
     with open(data, "w") as f:
-        for rows, page, probes in built:
-            q, r = cb.page_plan(len(rows))
-            f.write("%s %s\n" % (page.hex(), ",".join("%d:%d" % p for p in probes)))
-            got = [fpage.match(page, *p) for p in probes]
-            for (_q, _r, ci), m in zip(rows, got):
-                assert m >> ci & 1  # every member found in its category
-            for (pq, pr), m in zip(probes[len(rows):], got[len(rows):]):
-                same = [ci for a, b, ci in rows if (a ^ pq) & ((1 << q) - 1) == 0 and
-                        (b ^ pr) & ((1 << r) - 1) == 0]
-                assert m == sum(1 << c for c in set(same))  # non-members: exact false hits
-            want.append(" ".join(map(str, got)))
-    for _rows, page, _ in built:  # every page within its bounds, 3 bytes free at the end
-        assert fpage.size_bits(page[0] | page[1] << 8, page[2], page[3]) <= fmt.PAGE_USED
+        for rows, cbits, page, (q, r), probes in built:
+            f.write("%s %s %s\n" % (page.hex(), bytes(cbits).hex() or "-",
+                                    ",".join("%d:%d" % p for p in probes)))
+            got = [[fpage.match(page, bytes(cbits), g, *p) for g in range(len(cbits))]
+                   for p in probes]
+            for (g, _a, _b, ci), m in zip(rows, got):
+                assert m[g] >> ci & 1  # every member found in its category
+            for p, m in zip(probes, got):
+                assert m == [expect(rows, q, r, p, g) for g in range(len(cbits))]
+            want.append(" ".join(",".join(map(str, m)) for m in got))
+    for _rows, cbits, page, _, _ in built:  # every page within its bounds, 3 bytes free
+        end = sum(fpage.size_bits(page[4 * g] | page[4 * g + 1] << 8, page[4 * g + 2],
+                                  page[4 * g + 3], cbits[g]) for g in range(len(cbits)))
+        assert end + 32 * len(cbits) <= fmt.PAGE_USED
         assert page[-3:] == b"\0\0\0"
     out = mp("""
 import binascii
 from blocklist import fpage
 for line in open(%r):
-    page, probes = line.split()
+    page, cbits, probes = line.split()
     page = binascii.unhexlify(page)
-    print(' '.join(str(fpage.match(page, int(a), int(b)))
+    cbits = binascii.unhexlify(cbits)
+    print(' '.join(','.join(str(fpage.match(page, cbits, g, int(a), int(b)))
+                            for g in range(len(cbits)))
                    for a, b in (p.split(':') for p in probes.split(','))))
 """ % str(data), heapsize="2m")  # the test data, not the decoder, needs the room
     assert out.splitlines() == want
@@ -113,22 +137,23 @@ for line in open(%r):
 def test_corrupt_page_is_a_named_error_not_an_overrun(mp):
     out = mp("""
 from blocklist import fmt, fpage
-for head in (b'\\xff\\x0f\\x07\\x16', b'\\x10\\x00\\x11\\x10', b'\\x10\\x00\\x07\\x18'):
+for head in (b'\\xff\\x0f\\x07\\x16', b'\\x10\\x00\\x11\\x10', b'\\x10\\x00\\x07\\x18',
+             b'\\x01\\x00\\x04\\x10\\xff\\x0f\\x07\\x16'):
     page = bytearray(512)
-    page[0:4] = head
+    page[0:len(head)] = head
     try:
-        fpage.match(page, 0x7f, 5)
+        fpage.match(page, b'\\x03\\x00', 0, 0x7f, 5)
         print('matched')
     except fmt.ListError as e:
         print(e.code)
-page = bytearray(b'\\xff' * 512)  # a bitmap of ones only: the select must stop at the page end
+page = bytearray(b'\\xff' * 512)  # a bitmap of ones only: the select must stop in the page
 page[0:4] = b'\\x01\\x00\\x07\\x10'
 try:
-    print(fpage.match(page, 5, 0))
+    print(fpage.match(page, b'\\x03', 0, 5, 0))
 except fmt.ListError as e:
     print(e.code)
 """)
-    assert out.split() == ["3", "3", "3", "3"]
+    assert out.split() == ["3", "3", "3", "3", "3"]
 
 
 def test_viper_sha256_matches_hashlib_all_lengths(mp):

@@ -1,7 +1,7 @@
 """Power cut at every flash program/erase of a list install (first list on blank slots, full,
-delta, delta over delta, full over delta), clean and torn: after the reboot the reader has
-exactly the old or the new list, its lookups are right for that list, and the same install
-then succeeds.
+delta, a compact delta over a delta, full over delta), clean and torn: after the reboot the
+reader has exactly the old or the new list, its lookups are right for that list, and the same
+install then succeeds.
 
 The cut loop runs inside one MicroPython process (the two slot ranges are snapshotted and
 restored with flash.copy_to/copy_from); a few cuts go through full emulated-reader reboots.
@@ -67,7 +67,8 @@ def scenario(lab, big=False):
     gone = v1[0]
     ch2 = [(2, *gone), (1, 3, b"ACC-2", 2)]
     d2 = lab.delta("d2.img", l1, ch2, 2)
-    d3 = lab.delta("d3.img", l1, ch2 + [(1, 2, b"MF-3", 1)], 3)
+    # a compact delta (fingerprint pages with an op bit) over an exact-record one
+    d3 = lab.delta("d3.img", l1, ch2 + [(1, 2, b"MF-3", 1)], 3, compact=True, members=v1)
     c1 = lab.cases(v1[:400], v4[:100])
     c2 = lab.cases([(gone[0], gone[1], 0), (3, b"ACC-2", 2)] + v1[1:400])
     c3 = lab.cases([(gone[0], gone[1], 0), (3, b"ACC-2", 2), (2, b"MF-3", 1)] + v1[1:400])

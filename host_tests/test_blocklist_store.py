@@ -355,8 +355,9 @@ def test_delta_with_unsorted_records_is_refused(lab):
     good = lab.delta("d2.img", base, [(2, *ents[0]), (1, 3, b"X1", 2), (1, 3, b"X2", 2)], 2)
     g = good.read_bytes()
     h = cb.fmt.Header(g, len(g))
-    recs = [g[64 + 16 * j: 80 + 16 * j] for j in range(h.nrec)]
-    body = g[:64] + b"".join(reversed(recs))  # correctly signed, but out of order
+    recs = [g[512 + 16 * j: 528 + 16 * j] for j in range(h.nrec)]
+    body = g[:512] + b"".join(reversed(recs)) + g[512 + 16 * h.nrec: h.signed_len]
+    # correctly signed, but out of order
     bad = lab.raw("bad.img", cb.sign(body, lab.priv))
     out = lab.run("""
 store = ListStore(Partition, PUB)
@@ -365,5 +366,5 @@ print(attempt(store, %r))
 print(store.seq, attempt(store, %r))
 """ % (str(base), str(bad), str(good)))
     lines = out.splitlines()
-    assert lines[0].startswith("refused 3 delta record 1 out of order"), lines
+    assert lines[0].startswith("refused 3 exact record 1 out of order"), lines
     assert lines[1] == "1 ok 2"

@@ -35,6 +35,8 @@ def test_keygen_build_inspect_check_delta(tmp_path):
     code, out = tool("inspect", img, "--pub", other / "blocklist.pub.json")
     assert code == 1 and "NOT VERIFIED" in out and "another list key" in out, out
     assert "listed in 1 lost_stolen" in tool("check", img, "card", "3104000012345678")[1]
+    # the tool draws a fresh hash key: a non-member of this one-page, 4-entry list is listed by
+    # chance with probability 4 / 2^39 < 1e-11 per run (members are exact whatever the key)
     assert "not listed" in tool("check", img, "mifare", "3104000012345678")[1]  # namespace
     assert "listed in 4 health_hold" in tool("check", img, "account", "ACC-1")[1]
     changes = tmp_path / "d.csv"
@@ -56,15 +58,15 @@ def test_keygen_build_inspect_check_delta(tmp_path):
 
 
 def test_quick_benchmark_prints_the_issue_figures():
-    """`bench blocklist --quick` (100,000 entries, 1 M non-members): every member found in its
-    own category and bits/entry within 1.55 x log2(1/eps) for one category and for the
-    five-category mix alike; the full run's figures are in the README."""
+    """`bench blocklist --quick` (100,000 entries, 1 M non-members, the fixed bench key):
+    every member found in its own category, every category's design FP within its budget,
+    for one category and for the demo mix; the reader finds its sampled members. The list
+    key is fixed, so the verdict is the same on every run; the full and seed-scale figures
+    are in the README."""
     r = subprocess.run([sys.executable, str(ROOT / "flash.py"), "bench", "blocklist", "--quick"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert out.count("missing 0, reported first in another category 0") == 2, out
-    assert out.count("200/200 members found") == 2, out
-    ratios = [float(line.rsplit("=", 1)[1].split("x")[0]) for line in out.splitlines()
-              if line.startswith("bits/entry")]
-    assert len(ratios) == 2 and all(x <= 1.55 for x in ratios), out
+    assert out.count("missing 0, reported in another category 0") == 2, out
+    assert out.count("design FP within every category's budget: yes") == 2, out
+    assert out.count("deny-category members: 200/200 listed") == 2, out

@@ -88,3 +88,46 @@ def test_real_list_store_drives_the_decision(lab):  # noqa: F811
                 want[(health, label, ident.decode()[-1])] = expected(health, label, cat) + (cat,)
     assert got == want
     assert "no-alloc 2" in out
+
+
+PASS_SET_IDS = {  # identifier -> category in the seed-scale header (SEED_CATEGORIES)
+    b"3104000000000001": 1,  # lost_stolen  deny / stale deny
+    b"3104000000000004": 4,  # health_hold  deny / stale manual, health
+    b"3104000000000006": 6,  # health_ok    pass / stale manual, health, pass-set
+    b"3104000000000009": 0,  # not upgraded: no health information
+}
+
+
+def test_pass_set_list_sends_the_others_to_the_manual_check(lab):  # noqa: F811
+    """With the upgraded credentials kept as a pass-set, a credential outside it has no
+    health information: manual check with the health rule on, a pass with it off."""
+    from flashtool.lists.blocklist import SEED_CATEGORIES
+
+    ents = [(1, ident, cat) for ident, cat in PASS_SET_IDS.items() if cat]
+    path = lab.full("seed.img", ents, 7, max_age_s=MAX_AGE, categories=SEED_CATEGORIES)
+    out = lab.run(RUN % {"path": str(path), "fresh": ISSUED + 60,
+                         "stale": ISSUED + MAX_AGE + 60, "ids": list(PASS_SET_IDS)})
+    got = {}
+    for line in out.splitlines():
+        if line.startswith("D "):
+            _, health, label, last, verdict, reason, cat = line.split()
+            got[(int(health), label, last)] = (verdict, reason, int(cat))
+    want = {
+        (1, "fresh", "1"): ("DENY", "BLACKLISTED", 1),
+        (1, "fresh", "4"): ("DENY", "HEALTH_ABNORMAL", 4),
+        (1, "fresh", "6"): ("PASS", "OK", 6),
+        (1, "fresh", "9"): ("MANUAL", "NO_HEALTH_INFO", 0),
+        (1, "stale", "1"): ("DENY", "BLACKLISTED", 1),
+        (1, "stale", "4"): ("MANUAL", "NO_HEALTH_INFO", 4),
+        (1, "stale", "6"): ("MANUAL", "NO_HEALTH_INFO", 6),
+        (1, "stale", "9"): ("MANUAL", "NO_HEALTH_INFO", 0),
+        (0, "fresh", "1"): ("DENY", "BLACKLISTED", 1),
+        (0, "fresh", "4"): ("PASS", "OK", 4),
+        (0, "fresh", "6"): ("PASS", "OK", 6),
+        (0, "fresh", "9"): ("PASS", "OK", 0),
+        (0, "stale", "1"): ("DENY", "BLACKLISTED", 1),
+        (0, "stale", "4"): ("PASS", "OK", 4),
+        (0, "stale", "6"): ("PASS", "OK", 6),
+        (0, "stale", "9"): ("PASS", "OK", 0),
+    }
+    assert got == want

@@ -1,17 +1,22 @@
-"""`flash.py bench blocklist`: size, bits/entry, measured false-positive rate, members found,
-lookup cost on MicroPython and build time for a 1,000,000-entry list (--quick: 100,000).
+"""`flash.py bench blocklist [--scale quick|full|seed]`: size, bits/entry, false-positive
+rate per category, members found in their own category, lookup cost on MicroPython and
+build time. quick: 100,000 entries against 1 M non-members; full (default): 1,000,000 against
+10 M; seed: the seed-scale list of issue 17, 15 M pass-set credentials + 1 M in the deny
+categories, every member checked and 10 M non-members, plus the delta for 100,000 changes.
 
-The FP count runs the shared keyed hash and probe rule in CPython over fresh non-members (two
-processes); the lookup cost is measured on the MicroPython unix port running the compiled
-ListStore against the NOR flash model, and the ESP32 figure is the project estimate: host CPU
-time x 50 (x 200 for the big-integer RSA verify) + modelled flash reads.
+The list's hash key comes from --key-seed (fixed by default), so a run gives the same lists
+and the same verdicts every time. FP counts and member checks run the shared keyed hash and
+the reader's page decoder (lib/blocklist fpage.match) in CPython, two processes; the lookup
+cost is measured on the MicroPython unix port running the compiled ListStore against the NOR
+flash model, and the ESP32 figure is the project estimate: host CPU time x CPU_FACTOR (x
+BIGINT_FACTOR for the RSA verify) + modelled flash reads.
 """
 
-import csv
 import hashlib
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from multiprocessing import get_context
@@ -21,89 +26,186 @@ from flashtool.bench import BIGINT_FACTOR, CPU_FACTOR
 from flashtool.lists import blocklist as cb
 from flashtool.release.keys import load_private
 
+fmt = cb.fmt
 # SPI flash read model (ESP32, 80 MHz QIO through the cache-bypassing partition API):
 # ~20 us command/setup + 512 bytes at ~40 MB/s
 PAGE_READ_US = 20 + 512 / 40
-_IMG = None  # the image the workers scan (set before forking)
-_RANGES = ()  # members: (first index, end index, category id)
+REC_READ_US = 20 + 16 / 40  # one 16-byte exact record of a binary search
+DEMO_MIX = ((1, 0.5), (2, 0.3), (3, 0.1), (4, 0.05), (5, 0.05))
+SEED_DENY = ((1, 0.5), (2, 0.3), (4, 0.2))  # of the 1 M deny entries
+SEED_PASS = 15_000_000
+SEED_DENY_N = 1_000_000
+_IMG = None  # (image, header, exact records {fp8: {cid: op}}) the workers read (pre-fork)
+_RANGES = ()  # members: (lead, first index, end index, category id)
+
+
+def bench_key(seed):
+    """The list hash key for a run: fixed by the seed, so every run builds the same list."""
+    return hashlib.sha256(b"bench blocklist key %d" % seed).digest()[: fmt.KEY_LEN]
+
+
+def answer(img, h, exact, d):
+    """The category the reader answers for digest d: ListStore.lookup's rule (exact records
+    first, then the page's sub-lists in header order), with the shared decoder."""
+    marks = exact.get(d[:8])
+    a = h.pages_at + fmt.PAGE * cb.khash.page_of(d, h.npages)
+    page = img[a: a + fmt.PAGE]
+    g = -1
+    mask = first = 0
+    for i, c in enumerate(h.cats):
+        if marks and marks.get(c[0]) == fmt.OP_REMOVE:
+            continue
+        if c[6] != g:
+            g = c[6]
+            first = i
+            mask = cb.fpage.match(page, h.cbits, g, d[12] | d[13] << 8,
+                                  d[14] | d[15] << 8 | d[16] << 16)
+        if mask >> (i - first) & 1:
+            return c[0]
+    return 0
 
 
 def _worker(job):
-    """Scan identifiers b"<lead>%018d" % i for i in [lo, hi): for non-members (lead "9") count
-    those reported in any category; for members (lead "1") count those not reported at all
-    and those reported first in another category. Same rule as ListStore.lookup (the shared
-    fpage.match decoder on the page khash.page_of picks)."""
-    lo, hi, lead = job
-    img = _IMG
-    h = cb.fmt.Header(img, len(img))
-    npages = h.npages
-    ids = [c[0] for c in h.cats]
-    match = cb.fpage.match
-    kh = cb.khash
+    """Identifiers lead + b"%018d" % i for i in [lo, hi): for non-members (want None) the
+    category each is reported in; for members, those not reported and those reported in
+    another category than their own."""
+    lo, hi, lead, member = job
+    img, h, exact = _IMG
     sha = hashlib.sha256
     prefix = h.key + bytes([1, 19])
-    fmt_id = lead + b"%018d"
+    form = lead + b"%018d"
+    got = {}
+    missing = other = 0
     want = 0
-    hits = missing = other = 0
     for i in range(lo, hi):
-        d = sha(prefix + fmt_id % i).digest()
-        a = 512 * (1 + kh.page_of(d, npages))
-        mask = match(img[a: a + 512], kh.quotient(d), kh.remainder(d))
-        got = ids[(mask & -mask).bit_length() - 1] if mask else 0
-        if lead == b"9":
-            hits += got != 0
+        c = answer(img, h, exact, sha(prefix + form % i).digest())
+        if not member:
+            if c:
+                got[c] = got.get(c, 0) + 1
             continue
-        for first, stop, cid in _RANGES:
-            if first <= i < stop:
+        for ld, first, stop, cid in _RANGES:
+            if ld == lead and first <= i < stop:
                 want = cid
-        missing += got == 0
-        other += got not in (0, want)
-    return hits, missing, other
+        missing += c == 0
+        other += c not in (0, want)
+    return got, missing, other
 
 
-def scan(img, n, lead, ranges=(), procs=2):
-    global _IMG, _RANGES
-    _IMG = img
-    _RANGES = ranges
+def scan(img, n, lead, member, procs=2):
+    global _IMG
+    h = fmt.Header(img, len(img))
+    exact = {}
+    for j in range(h.nrec):
+        r = img[fmt.PAGE + j * fmt.REC_LEN: fmt.PAGE + (j + 1) * fmt.REC_LEN]
+        exact.setdefault(bytes(r[:8]), {})[r[8]] = r[9]
+    _IMG = (img, h, exact)
     step = -(-n // (procs * 8))
-    jobs = [(lo, min(n, lo + step), lead) for lo in range(0, n, step)]
+    jobs = [(lo, min(n, lo + step), lead, member) for lo in range(0, n, step)]
     with get_context("fork").Pool(procs) as pool:
         res = pool.map(_worker, jobs)
-    return tuple(sum(r[i] for r in res) for i in range(3))
+    got = {}
+    for r in res:
+        for c, k in r[0].items():
+            got[c] = got.get(c, 0) + k
+    return got, sum(r[1] for r in res), sum(r[2] for r in res)
 
 
-def mixed(n, shares=((1, 0.5), (2, 0.3), (3, 0.1), (4, 0.05), (5, 0.05))):
-    """Members b"1%018d" % i by index range per category: (entries, ranges)."""
+def members(lead, n, shares, start=0):
+    """n members lead%018d by index range per category: (entries, ranges)."""
     out = []
     ranges = []
-    start = 0
     for cid, share in shares:
         cnt = round(n * share)
-        out += [(1, b"1%018d" % i, cid) for i in range(start, start + cnt)]
-        ranges.append((start, start + cnt, cid))
+        out += [(1, lead + b"%018d" % i, cid) for i in range(start, start + cnt)]
+        ranges.append((lead, start, start + cnt, cid))
         start += cnt
     return out, ranges
 
 
-def build_from_csv(ents, priv, workdir, fp):
-    """The CLI path: CSV -> entries -> signed image; returns (image, seconds)."""
-    path = workdir / "list.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        for ns, ident, cid in ents:
-            w.writerow((ns, ident.decode(), cid))
+def group_bits(img):
+    """Per group: bits its sub-lists fill (page headers and free space not counted)."""
+    h = fmt.Header(img, len(img))
+    total = [0] * h.ngroups
+    for p in range(h.npages):
+        a = h.pages_at + fmt.PAGE * p
+        for g in range(h.ngroups):
+            b = a + 4 * g
+            total[g] += cb.fpage.size_bits(img[b] | img[b + 1] << 8, img[b + 2], img[b + 3],
+                                           h.cbits[g])
+    return total
+
+
+def report(title, img, ents, ranges, stats, build_s, nonmembers):
+    global _RANGES
+    h = fmt.Header(img, len(img))
+    n = len(ents)
+    _RANGES = ranges
+    t0 = time.perf_counter()
+    fps = scan(img, nonmembers, b"9", False)[0]
+    fp_s = time.perf_counter() - t0
+    missing = other = 0
+    for lead in sorted({r[0] for r in ranges}):
+        top = max(r[2] for r in ranges if r[0] == lead)
+        _, m, o = scan(img, top, lead, True)
+        missing += m
+        other += o
+    used = group_bits(img)
+    print("-- %s --" % title)
+    print("image %d bytes = %.2f MiB, %.2f bits/entry; %d pages of %d bytes, %d exact records "
+          "(member collisions the builder resolved)" % (
+              len(img), len(img) / 2 ** 20, len(img) * 8 / n, h.npages, fmt.PAGE, h.nrec))
+    print("  %-15s %9s %5s %8s %11s %11s %13s" % ("category", "entries", "group", "budget",
+                                                  "bits/entry", "design FP", "measured FP"))
+    gsize = {}
+    for c in h.cats:
+        gsize[c[6]] = gsize.get(c[6], 0) + c[4]
+    share = len(img) * 8 / max(1, sum(used))  # headers, free bits, trailer: pro rata
+    for c in h.cats:
+        bits = used[c[6]] / max(1, gsize[c[6]]) * share
+        k = fps.get(c[0], 0)
+        print("  %-15s %9d %5d %8.0e %11.2f %11.2e %4d = %.1e" % (
+            c[5], c[4], c[6], 1 / c[7], bits, stats["cat_fp"][c[0]], k, k / nonmembers))
+    over = [c[5] for c in h.cats if stats["cat_fp"][c[0]] * c[7] > 1]
+    print("measured over %d fresh non-members [%.0f s, 2 processes]; design FP within every "
+          "category's budget: %s" % (nonmembers, fp_s, "yes" if not over else
+                                     "NO (%s)" % ", ".join(over)))
+    for g in range(h.ngroups):
+        eps = min(1 / c[7] for c in h.cats if c[6] == g)
+        n_g = gsize[g]
+        if n_g:
+            print("  group %d: %.2f bits/entry of sub-list = %.3f x log2(1/eps) at eps %.0e; "
+                  "binary fuse (4-wise) %.2f, ribbon ~%.2f, lower bound %.2f" % (
+                      g, used[g] / n_g, used[g] / n_g / math.log2(1 / eps), eps,
+                      1.075 * math.ceil(math.log2(1 / eps)), 1.05 * math.log2(1 / eps),
+                      math.log2(1 / eps)))
+    print("members checked %d (all): missing %d, reported in another category %d" % (
+        n, missing, other))
+    print("build %.1f s wall, %.1f s CPU of this process (hashing runs in 2 processes: see "
+          "wall); the machine is shared, so wall time is noisy" % build_s)
+
+
+def timed_build(ents, priv, key, categories=None, show=False):
     t0 = time.perf_counter()
     c0 = time.process_time()
-    img = cb.build_image(cb.read_entries(path), priv, seq=1, fp=fp)
-    return img, (time.perf_counter() - t0, time.process_time() - c0)
+    stats = {}
+
+    def progress(stage, done, total):
+        if show and stage != "size":
+            print("  [%6.1f s] %s %d/%d" % (time.perf_counter() - t0, stage, done, total),
+                  file=sys.stderr, flush=True)
+
+    img = cb.build_image(ents, priv, 1, key=key, categories=categories, stats=stats,
+                         progress=progress)
+    return img, stats, (time.perf_counter() - t0, time.process_time() - c0)
 
 
 MP_LOOKUP = """
-import gc, time, nor, partition, hosttables
+import gc, time, nor, partition
 from partition import Partition
 from blocklist.store import ListStore
-flash = nor.NorFlash(%(flash)r, 16777216)
-partition.attach(flash, hosttables.PARTITIONS)
+SLOT = %(slot)d
+flash = nor.NorFlash(%(flash)r, 2 * SLOT)
+partition.attach(flash, (('bl_a', 1, 0x40, 0, SLOT), ('bl_b', 1, 0x40, SLOT, SLOT)))
 store = ListStore(Partition, (%(n)d, %(e)d))
 f = open(%(img)r, 'rb')
 f.seek(0, 2)
@@ -129,114 +231,140 @@ t2 = time.ticks_us()
 print('install', time.ticks_diff(t1, t0), time.ticks_diff(t2, t1), flash.erases, flash.programs,
       held)
 x = bytearray(19)
-found = 0
-spent = [0, 0]
-for lead, mul, slot in ((b'1', 7919, 0), (b'8', 1, 1)):
+for lead, top, mul in %(probes)r:
+    found = 0
+    spent = 0
     for i in range(%(m)d):
-        x[:] = lead + b'%%018d' %% (i * mul %% %(members)d)  # not timed
+        x[:] = lead + b'%%018d' %% (i * mul %% top)  # not timed
         t0 = time.ticks_us()
         c = store.lookup(1, x, 19)
-        spent[slot] += time.ticks_diff(time.ticks_us(), t0)
+        spent += time.ticks_diff(time.ticks_us(), t0)
         if c:
-            found += 1 if slot == 0 else 1000000
-print('lookup', found, spent[0], spent[1])
+            found += 1
+    print('lookup', lead.decode(), found, spent)
 """
 
 
-def mp_lookup(img_path, pub, members, m):
+def mp_lookup(img_path, pub, probes, m):
     from flashtool.build.mpy import build
-    from sim.runner import blank_image, micropython_bin
+    from sim.runner import micropython_bin
 
     link, _ = build("host", quiet=True)
+    size = img_path.stat().st_size
+    slot = max(4 << 20, -(-(size + 16 * 4096) // (1 << 20)) << 20)
     with tempfile.TemporaryDirectory() as d:
         flash = Path(d) / "flash.img"
-        blank_image(flash)
+        with open(flash, "wb") as f:  # an erased chip holding two slots of this size
+            block = b"\xff" * (1 << 20)
+            for _ in range(2 * slot >> 20):
+                f.write(block)
         script = Path(d) / "bench.py"
         script.write_text(MP_LOOKUP % {"flash": str(flash), "n": pub[0], "e": pub[1],
-                                       "img": str(img_path), "members": members, "m": m})
+                                       "img": str(img_path), "slot": slot, "probes": probes,
+                                       "m": m})
         r = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(script)],
                            env=dict(os.environ, MICROPYPATH=str(link.resolve())),
-                           capture_output=True, text=True, timeout=1200)
+                           capture_output=True, text=True, timeout=3600)
     if r.returncode:
         raise SystemExit("micropython bench failed:\n" + r.stdout + r.stderr)
-    vals = {}
+    out = {"lookup": {}}
     for line in r.stdout.splitlines():
         parts = line.split()
-        vals[parts[0]] = [int(x) for x in parts[1:]]
-    return vals
+        if parts[0] == "lookup":
+            out["lookup"][parts[1]] = (int(parts[2]), int(parts[3]))
+        else:
+            out[parts[0]] = [int(x) for x in parts[1:]]
+    return out, slot
 
 
-def report(title, img, ents, ranges, fp_target, build_s, nonmembers):
-    h = cb.fmt.Header(img, len(img))
-    n = len(ents)
-    bits = len(img) * 8 / n
-    t0 = time.perf_counter()
-    fps = scan(img, nonmembers, b"9")[0]
-    fp_s = time.perf_counter() - t0
-    _, missing, other = scan(img, n, b"1", ranges)
-    rate = fps / nonmembers
-    eps = cb.design_fp(img)
-    print("-- %s --" % title)
-    print("entries %d, categories %s" % (n, ", ".join("%s %d" % (c[5], c[4]) for c in h.cats)))
-    print("image %d bytes = %.2f MiB (slot image area %.2f MiB), %.2f bits/entry" % (
-        len(img), len(img) / 2 ** 20, cb.IMAGE_CAP / 2 ** 20, bits))
-    print("design FP target %.1e for the whole list (one fingerprint page answers every "
-          "category); %d pages" % (fp_target, h.npages))
-    print("measured FP %d / %d fresh non-members = %.2e  (%s 1e-6)  [%.1f s, 2 processes]" % (
-        fps, nonmembers, rate, "<=" if rate <= 1e-6 else "ABOVE", fp_s))
-    print("bits/entry %.2f vs 1.55 x log2(1/eps) = %.2f with eps = %.2e, this layout's "
-          "computed FP (mean over pages of n/2^(q+r); measured above)%s = %.3f x log2(1/eps)"
-          % (bits, 1.55 * math.log2(1 / eps), eps,
-             "" if bits <= 1.55 * math.log2(1 / eps) else "  ABOVE", bits / math.log2(1 / eps)))
-    print("members checked %d (all): missing %d, reported first in another category %d"
-          % (n, missing, other))
-    print("build from CSV %.1f s wall, %.1f s CPU (read CSV, hash, encode pages, sign; the "
-          "machine is shared, so wall time is noisy)" % build_s)
-
-
-def run(args):
-    n = 100_000 if args.quick else 1_000_000
-    nonmembers = 1_000_000 if args.quick else 10_000_000
-    with tempfile.TemporaryDirectory() as d:
-        work = Path(d)
-        cb.keygen(work, "bench")
-        priv = load_private(work / "bench.pem")
-        pub = cb.pubkey(priv)
-        one, ranges = mixed(n, ((1, 1.0),))
-        img, build_s = build_from_csv(one, priv, work, cb.DEFAULT_FP)
-        report("%d entries, one category (lost_stolen)" % n, img, one, ranges, cb.DEFAULT_FP,
-               build_s, nonmembers)
-        (work / "one.img").write_bytes(img)
-        mix, ranges = mixed(n)
-        img2, build2 = build_from_csv(mix, priv, work, cb.DEFAULT_FP)
-        report("%d entries, category mix 50/30/10/5/5 %%" % n, img2, mix, ranges, cb.DEFAULT_FP,
-               build2, nonmembers)
-        m = 200 if args.quick else 1000
-        (work / "mix.img").write_bytes(img2)
-        for title, path in (("one category", work / "one.img"),
-                            ("5-category mix", work / "mix.img")):
-            reader_figures(title, path, pub, n, m)
-
-
-def reader_figures(title, path, pub, n, m):
-    v = mp_lookup(path, pub, n, m)
+def reader_figures(title, path, pub, probes, m):
+    v, slot = mp_lookup(path, pub, probes, m)
     size = path.stat().st_size
     wr_us, fin_us, erases, programs, held = v["install"]
-    found, mem_us, non_us = v["lookup"]
-    print("-- on the reader, %s list (MicroPython unix port, compiled ListStore, NOR flash "
-          "model) --" % title)
+    print("-- on the reader, %s (MicroPython unix port, compiled ListStore, NOR flash model "
+          "with two %d MiB list slots) --" % (title, slot >> 20))
     print("install %d bytes: stream+program+read-back hash %.2f s host, finish (RSA-2048 "
           "verify, switch) %.3f s host; %d erases, %d programs" % (
               size, wr_us / 1e6, fin_us / 1e6, erases, programs))
     print("  RAM held by the installer: %d bytes (plus the caller's 16 KB chunk buffer)" % held)
     print("  ESP32 estimate: RSA verify %.2f s (host x %d); flash erase/program time dominates "
-          "the rest (4 MiB: ~1024 x 45 ms erase + 16384 x 0.7 ms page program ~ 58 s)" % (
-              fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR))
-    print("lookup: %d/%d members found, %d false hits in %d non-members" % (
-        found % 1000000, m, found // 1000000, m))
-    for tag, us in (("member", mem_us), ("non-member", non_us)):
+          "the rest (~%.0f s at 45 ms per 4 KiB erase + 0.7 ms per 256-byte program)" % (
+              fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR,
+              size / 4096 * 0.045 + size / 256 * 0.0007))
+    for lead, what in (("1", "deny-category members"), ("2", "pass-set members"),
+                       ("9", "non-members")):
+        if lead not in v["lookup"]:
+            continue
+        found, us = v["lookup"][lead]
         per = us / m
-        print("  %s lookup %.1f us host CPU (incl. NOR model file reads) -> ESP32 estimate "
-              "%.2f ms (x %d) + one page read %.0f us = %.2f ms" % (
-                  tag, per, per * CPU_FACTOR / 1000, CPU_FACTOR, PAGE_READ_US,
+        print("  lookup, %s: %d/%d listed; %.1f us host CPU (incl. NOR model reads) -> ESP32 "
+              "estimate %.2f ms (x %d) + one page read %.0f us = %.2f ms" % (
+                  what, found, m, per, per * CPU_FACTOR / 1000, CPU_FACTOR, PAGE_READ_US,
                   (per * CPU_FACTOR + PAGE_READ_US) / 1000))
+
+
+def run(args):
+    scale = getattr(args, "scale", None) or ("quick" if args.quick else "full")
+    key = bench_key(getattr(args, "key_seed", 17))
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        cb.keygen(work, "bench")  # signing only: the figures do not depend on this key
+        priv = load_private(work / "bench.pem")
+        pub = cb.pubkey(priv)
+        if scale == "seed":
+            return seed(work, priv, pub, key)
+        n = 100_000 if scale == "quick" else 1_000_000
+        nonmembers = 1_000_000 if scale == "quick" else 10_000_000
+        m = 200 if scale == "quick" else 1000
+        for title, shares, name in (
+                ("%d entries, one category (lost_stolen)" % n, ((1, 1.0),), "one"),
+                ("%d entries, demo mix 50/30/10/5/5 %%" % n, DEMO_MIX, "mix")):
+            ents, ranges = members(b"1", n, shares)
+            img, stats, build_s = timed_build(ents, priv, key)
+            report(title, img, ents, ranges, stats, build_s, nonmembers)
+            (work / (name + ".img")).write_bytes(img)
+        for title, name in (("one category", "one"), ("demo mix", "mix")):
+            reader_figures(title + " list", work / (name + ".img"), pub,
+                           ((b"1", n, 7919), (b"9", 1 << 30, 1)), m)
+
+
+def seed(work, priv, pub, key):
+    """15 M pass-set credentials + 1 M deny entries (SEED_CATEGORIES), all members checked,
+    10 M non-members, the reader's lookup and the delta for 100,000 changes."""
+    deny, r1 = members(b"1", SEED_DENY_N, SEED_DENY)
+    passes, r2 = members(b"2", SEED_PASS, ((6, 1.0),))
+    ents = deny + passes
+    del deny, passes
+    print("seed scale: building %d entries (progress on stderr)" % len(ents), flush=True)
+    img, stats, build_s = timed_build(ents, priv, key, cb.SEED_CATEGORIES, show=True)
+    (work / "seed.img").write_bytes(img)
+    report("seed scale: %d pass-set (health_ok) + %d deny entries" % (SEED_PASS, SEED_DENY_N),
+           img, ents, r1 + r2, stats, build_s, 10_000_000)
+    # a day's churn: 90,000 upgrades, 5,000 pass-set removals, 4,000 new deny entries,
+    # 1,000 deny entries cleared
+    changes = [(fmt.OP_ADD, 1, b"3%018d" % i, 6) for i in range(90_000)]
+    changes += [(fmt.OP_REMOVE, 1, b"2%018d" % i, 6) for i in range(5_000)]
+    changes += [(fmt.OP_ADD, 1, b"4%018d" % i, 1) for i in range(4_000)]
+    changes += [(fmt.OP_REMOVE, 1, b"1%018d" % i, 1) for i in range(1_000)]
+    t0 = time.perf_counter()
+    delta = cb.build_delta(img, changes, priv, 2, members=ents, cap=None)
+    delta_s = time.perf_counter() - t0
+    dh = fmt.Header(delta, len(delta))
+    state = cb.DeltaState.parse(delta, fmt.Header(img, len(img)))
+    want = {}
+    for op, ns, ident, cid in changes:
+        want[(ns, ident)] = cid if op == fmt.OP_ADD else 0
+    wrong = 0
+    for (ns, ident), cid in want.items():
+        got = state.listed(img, cb.khash.digest(key, ns, ident))
+        wrong += next((c[0] for c in state.h.cats if c[0] in got), 0) != cid
+    print("delta for %d changes (90,000 upgrades, 5,000 pass-set removals, 4,000 new and "
+          "1,000 cleared deny entries): %d bytes = %.2f %% of the full image (goal <= 1 %%); "
+          "%d fingerprint pages + %d exact records; built in %.1f s (all %d members checked "
+          "against its pages); changed identifiers answered wrong: %d" % (
+              len(changes), len(delta), 100 * len(delta) / len(img), dh.npages, dh.nrec,
+              delta_s, len(ents), wrong))
+    del ents
+    reader_figures("seed-scale list", work / "seed.img", pub,
+                   ((b"1", SEED_DENY_N, 7919), (b"2", SEED_PASS, 104729),
+                    (b"9", 1 << 30, 1)), 1000)

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 from flashtool.lists.blocklist import (
-    DEFAULT_FP,
     DEFAULT_MAX_AGE,
     KEY_DIR,
     build_delta,
@@ -40,10 +39,15 @@ def cmd_build(args):
     priv = load_private(args.key or KEY_DIR / "blocklist.pem")
     try:
         with Progress() as bar:
-            task = bar.add_task("building", total=len(entries))
+            tasks = {}
+
+            def progress(stage, done, total):
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total or None)
+                bar.update(tasks[stage], completed=done)
+
             img = build_image(entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp,
-                              progress=lambda n: bar.update(task, completed=n))
-            bar.update(task, completed=len(entries))
+                              progress=progress)
     except ValueError as e:
         raise SystemExit("blocklist build: %s" % e) from None
     Path(args.out).write_bytes(img)
@@ -54,8 +58,9 @@ def cmd_build(args):
 
 def cmd_delta(args):
     base = Path(args.base).read_bytes()
+    members = read_entries(args.list) if args.list else None
     img = build_delta(base, read_changes(args.csv), load_private(args.key or
-                      KEY_DIR / "blocklist.pem"), args.seq)
+                      KEY_DIR / "blocklist.pem"), args.seq, members=members)
     Path(args.out).write_bytes(img)
     print("%s: delta seq %d on list %d, %d bytes" % (args.out, args.seq,
                                                       fmt.Header(base, len(base)).seq, len(img)))
@@ -70,13 +75,16 @@ def cmd_inspect(args):
         time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(h.issued)), h.max_age_s,
         h.key_id.hex()))
     acts = {v: k for k, v in fmt.ACTIONS.items()}
-    for cid, act, stale, flags, n, name in h.cats:
-        print("  %d %-15s %-6s stale->%-6s%s %8d entries" % (
-            cid, name, acts[act], acts[stale], " health" if flags & fmt.FLAG_HEALTH else "", n))
+    for cid, act, stale, flags, n, name, group, den in h.cats:
+        print("  %d %-15s %-6s stale->%-6s%s%s %9d entries, group %d, budget %.0e" % (
+            cid, name, acts[act], acts[stale], " health" if flags & fmt.FLAG_HEALTH else "",
+            " pass-set" if flags & fmt.FLAG_PASS_SET else "", n, group, 1 / den))
     if h.kind == fmt.KIND_FULL:
         n = sum(c[4] for c in h.cats)
-        print("  %d fingerprint pages, %.2f bits/entry, design false-positive rate %.2g"
-              % (h.npages, len(img) * 8 / max(n, 1), design_fp(img)))
+        print("  %d fingerprint pages, %d exact records, %.2f bits/entry, design "
+              "false-positive rate per group %s" % (
+                  h.npages, h.nrec, len(img) * 8 / max(n, 1),
+                  ", ".join("%.2g" % x for x in design_fp(img))))
     if h.kind == fmt.KIND_DELTA:
         print("  %d records" % h.nrec)
     try:
@@ -108,7 +116,8 @@ def register(sub):
     b.add_argument("--seq", type=int, required=True)
     b.add_argument("--key")
     b.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE)
-    b.add_argument("--fp", type=float, default=DEFAULT_FP)
+    b.add_argument("--fp", type=float, default=None,
+                   help="one budget for every category (default: each category's own)")
     b.set_defaults(func=cmd_build)
     d = s.add_parser("delta", help="cumulative delta from a CSV add|remove,ns,identifier,cat")
     d.add_argument("base")
@@ -116,6 +125,8 @@ def register(sub):
     d.add_argument("--out", required=True)
     d.add_argument("--seq", type=int, required=True)
     d.add_argument("--key")
+    d.add_argument("--list", help="the base list's CSV: resolve fingerprint collisions of the "
+                   "changed identifiers exactly")
     d.set_defaults(func=cmd_delta)
     i = s.add_parser("inspect", help="print an image's header and verify it")
     i.add_argument("image")

@@ -1,8 +1,14 @@
 """Blocklist image format, shared by the host builder (CPython) and the reader (MicroPython).
 
-An image is: a header (page 0), the fingerprint pages (full list) or the records (delta), then
-the SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5 signature of that digest.
-All integers little-endian. Layout details: docs/blocklist.md.
+A full image is: a header (page 0), its exact records (the builder's resolutions of member
+fingerprint collisions, padded to whole pages), the fingerprint pages; a delta has the same
+layout, its changes as exact records and/or fingerprint pages (a compact delta). Then the
+SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5 signature of that digest. All
+integers little-endian. Layout details: docs/blocklist.md.
+
+Each category states its own false-positive budget (the harm of a false hit); categories with
+the same budget form a group, and every fingerprint page holds one sub-list per group, so a
+lookup still reads one page whatever the number of categories and groups.
 """
 
 import struct
@@ -14,7 +20,7 @@ except ImportError:  # CPython (host tools)
         return x
 
 MAGIC = b"TBL1"
-FORMAT = const(2)
+FORMAT = const(3)
 KIND_FULL = const(1)
 KIND_DELTA = const(2)
 
@@ -24,12 +30,16 @@ DENY = const(2)
 MANUAL = const(3)
 ACTIONS = {"pass": PASS, "deny": DENY, "manual": MANUAL}
 FLAG_HEALTH = const(1)
+# a health category kept as a pass-set: its members have health information, a credential
+# outside it has none (the decision core sends it to the manual check)
+FLAG_PASS_SET = const(2)
 
 PAGE = const(512)  # one fingerprint page = the one flash read of a lookup, all categories
 PAGE_USED = const(4072)  # bits a page may fill: 3 bytes stay free for 24-bit field reads
 MAX_Q = const(16)  # quotient bits come from digest bytes 12-13
 MAX_R = const(23)  # remainder bits from bytes 14-16; 23 + 7 keeps reads in 30-bit small ints
-CAT_BITS = const(3)  # category index per entry, so at most 8 categories
+MAX_GROUPS = const(4)  # sub-lists per page (one per distinct false-positive budget)
+GROUP_HEAD = const(32)  # bits of a sub-list's header in the page: n u16, q u8, r u8
 KEY_LEN = const(16)
 KEY_ID_LEN = const(8)
 SIG_LEN = const(256)  # RSA-2048
@@ -41,10 +51,11 @@ MAX_CATS = const(8)
 # npages (full: fingerprint pages, from offset PAGE)
 HEADER = "<4sHBBIIIII16s8sII4x"
 HEADER_LEN = const(64)
-# id, action, stale_action, flags, entry count, name
-CAT = "<BBBBI28s12x"
+# id, action, stale_action, flags, entry count, name, group, false-positive budget as 1 in N
+CAT = "<BBBBI28sB3xI4x"
 CAT_LEN = const(48)
-REC_LEN = const(16)  # delta record: 8-byte keyed hash, category id, op, 6 reserved
+REC_LEN = const(16)  # exact record: 8-byte keyed hash, category id, op, 6 reserved
+MAX_EXACT = const(4096)  # exact records in a full image (the builder needs a handful)
 OP_ADD = const(1)
 OP_REMOVE = const(2)
 
@@ -81,9 +92,22 @@ def pack_header(kind, ncat, seq, base_seq, issued, max_age_s, signed_len, key, k
     return b
 
 
-def pack_cat(cid, action, stale_action, flags, count, name):
+def pack_cat(cid, action, stale_action, flags, count, name, group=0, fp_den=1):
     return struct.pack(CAT, cid, action, stale_action, flags, count,
-                       name.encode() if isinstance(name, str) else name)
+                       name.encode() if isinstance(name, str) else name, group, fp_den)
+
+
+def cat_bits(n):
+    """Bits of a category index in a group of n categories (0 for one)."""
+    b = 0
+    while (1 << b) < n:
+        b += 1
+    return b
+
+
+def rec_pages(nrec):
+    """Whole pages the exact records of a full image take after the header."""
+    return (nrec * REC_LEN + PAGE - 1) // PAGE
 
 
 class Header:
@@ -106,23 +130,38 @@ class Header:
         if self.kind == KIND_FULL:
             if not 1 <= self.ncat <= MAX_CATS:
                 raise ListError(E_FORMAT, "category count %d" % self.ncat)
-            if self.npages < 1 or PAGE + self.npages * PAGE != self.signed_len:
+            if self.nrec > MAX_EXACT:
+                raise ListError(E_FORMAT, "%d exact records" % self.nrec)
+            self.pages_at = PAGE * (1 + rec_pages(self.nrec))
+            if self.npages < 1 or self.pages_at + self.npages * PAGE != self.signed_len:
                 raise ListError(E_FORMAT, "page count %d does not match the length"
                                 % self.npages)
             if len(buf) < HEADER_LEN + self.ncat * CAT_LEN:
                 raise ListError(E_TRUNCATED, "category table cut short")
             seen = []
+            sizes = [0] * MAX_GROUPS
             for i in range(self.ncat):
                 c = struct.unpack_from(CAT, buf, HEADER_LEN + i * CAT_LEN)
-                cid, act, stale, flags, count, name = c
+                cid, act, stale, flags, count, name, group, den = c
+                # groups in header order (strictest budget first): 0, 0, 1, 2, 2, ...
+                last = self.cats[-1][6] if self.cats else 0
                 if cid == 0 or cid in seen or act not in (PASS, DENY, MANUAL) or \
-                        stale not in (PASS, DENY, MANUAL):
+                        stale not in (PASS, DENY, MANUAL) or not last <= group <= last + 1 \
+                        or group >= MAX_GROUPS or (i == 0 and group) or den < 1:
                     raise ListError(E_FORMAT, "bad category entry %d" % i)
                 seen.append(cid)
+                sizes[group] += 1
                 self.cats.append((cid, act, stale, flags, count,
-                                  bytes(name).rstrip(b"\0").decode()))
+                                  bytes(name).rstrip(b"\0").decode(), group, den))
+            self.ngroups = self.cats[-1][6] + 1
+            # per group: category index bits in the page (the reader's fpage.match argument)
+            self.cbits = bytes(cat_bits(sizes[g]) for g in range(self.ngroups))
         elif self.kind == KIND_DELTA:
-            if HEADER_LEN + self.nrec * REC_LEN != self.signed_len:
-                raise ListError(E_FORMAT, "delta record count does not match its length")
+            # the same layout as a full image: records from PAGE, then fingerprint pages
+            # whose sub-lists carry category index * 2 + op (0 add, 1 remove)
+            self.pages_at = PAGE * (1 + rec_pages(self.nrec))
+            if self.pages_at + self.npages * PAGE != self.signed_len:
+                raise ListError(E_FORMAT, "delta record or page count does not match its "
+                                "length")
         else:
             raise ListError(E_FORMAT, "unknown image kind %d" % self.kind)

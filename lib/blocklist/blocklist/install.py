@@ -196,20 +196,22 @@ class Installer:
         h = self._hd
         s = self._s
         if h.kind == KIND_FULL:
+            self._check_sorted(h.nrec, fmt.PAGE)
             s._commit(self._slot, _NONE, h.seq, self._total, 0, 0)
         else:
-            self._check_sorted(h.nrec)
+            self._check_sorted(h.nrec, fmt.PAGE)
             r = s._rec
             s._commit(r[2], self._slot, r[4], r[5], h.seq, self._total)
         return h.seq
 
-    def _check_sorted(self, nrec):
-        """Lookups binary-search the records: refuse a delta whose records are out of order."""
+    def _check_sorted(self, nrec, at):
+        """Lookups binary-search the exact records (a delta's, a full image's exceptions):
+        refuse an artefact whose records are out of order."""
         prev = bytearray(fmt.REC_LEN)
         cur = bytearray(fmt.REC_LEN)
         for j in range(nrec):
-            a = self._base + fmt.HEADER_LEN + j * fmt.REC_LEN
+            a = self._base + at + j * fmt.REC_LEN
             self._part.readblocks(a // _SECTOR, cur, a % _SECTOR)
             if j and cur[:10] <= prev[:10]:  # fingerprint, category: strictly increasing
-                raise ListError(E_FORMAT, "delta record %d out of order" % j)
+                raise ListError(E_FORMAT, "exact record %d out of order" % j)
             prev, cur = cur, prev

@@ -92,6 +92,8 @@ class ListStore:
         self.categories = {}
         self._ncat = 0
         self._dn = 0
+        self._dnp = 0
+        self._xn = 0
         self._rec = None
         recs = self._records()
         if not recs:
@@ -116,8 +118,16 @@ class ListStore:
         cats = h.cats
         self._ncat = len(cats)
         self._ids = bytes(c[0] for c in cats)
+        self._grp = bytes(c[6] for c in cats)
+        self._gfirst = bytes(min(i for i in range(len(cats)) if cats[i][6] == g)
+                             for g in range(h.ngroups))
+        self._cbits = h.cbits
+        self._dcbits = bytes(b + 1 for b in h.cbits)  # a delta page adds the op bit
         self._np = h.npages
-        self.categories = {c[0]: (c[5], c[1], c[2], c[3] & fmt.FLAG_HEALTH) for c in cats}
+        self._pages_at = h.pages_at
+        self._xn = h.nrec  # exact records: the builder's collision resolutions
+        self.categories = {c[0]: (c[5], c[1], c[2], c[3] & (fmt.FLAG_HEALTH | fmt.FLAG_PASS_SET))
+                           for c in cats}
         if darea < 2:
             dpart = self._parts[darea]
             try:
@@ -127,6 +137,8 @@ class ListStore:
             if dh and dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == fseq:
                 self._dpart = dpart
                 self._dn = dh.nrec
+                self._dnp = dh.npages
+                self._dpages_at = self.image_cap + dh.pages_at
                 self.seq = dh.seq
                 self.issued = dh.issued
                 self.max_age_s = dh.max_age_s
@@ -153,7 +165,10 @@ class ListStore:
 
     # --- lookup (hot path: allocation-free) ---------------------------------------------------
     def lookup(self, ns, ident, n):
-        """Category id the identifier is listed in (first in header order), 0 if not listed."""
+        """Category id the identifier is listed in (first in header order), 0 if not listed.
+        Per category: the delta's exact record if it has one, else the full image's exact
+        record (a resolved fingerprint collision), else the fingerprint page; the page is read
+        once and each group's sub-list decoded only when a category of it is reached."""
         if not self._ok:
             return 0
         if n < 1 or n > MAX_IDENT or ns < 1 or ns > 255:
@@ -163,19 +178,51 @@ class ListStore:
         hits = self._hits
         for i in range(self._ncat):
             hits[i] = 0
+        v = d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24  # khash.page_of()
+        quo = d[12] | d[13] << 8  # khash.quotient()
+        rem = d[14] | d[15] << 8 | d[16] << 16  # khash.remainder()
         if self._dn:
-            self._delta(d)
-        a = fmt.PAGE + (d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24) % self._np \
-            * fmt.PAGE  # khash.page_of()
+            self._search(self._dpart, self.image_cap + fmt.PAGE, self._dn, d, 0)
+        if self._dnp:
+            self._delta_page(v, quo, rem)
+        if self._xn:
+            self._search(self._part, fmt.PAGE, self._xn, d, 1)
+        a = self._pages_at + v % self._np * fmt.PAGE
         self._part.readblocks(a // _SECTOR, self._page, a % _SECTOR)
-        mask = match(self._page, d[12] | d[13] << 8, d[14] | d[15] << 8 | d[16] << 16)
+        g = -1
+        mask = 0
         for ci in range(self._ncat):
             st = hits[ci]
             if st == fmt.OP_ADD:
                 return self._ids[ci]
-            if st != fmt.OP_REMOVE and mask >> ci & 1:
+            if st == fmt.OP_REMOVE:
+                continue
+            if self._grp[ci] != g:
+                g = self._grp[ci]
+                mask = match(self._page, self._cbits, g, quo, rem)
+            if mask >> (ci - self._gfirst[g]) & 1:
                 return self._ids[ci]
         return 0
+
+    def _delta_page(self, v, quo, rem):
+        """A compact delta's page: each entry is category index * 2 + op (0 add, 1 remove);
+        it marks the categories its exact records left silent, a removal over an addition."""
+        a = self._dpages_at + v % self._dnp * fmt.PAGE
+        self._dpart.readblocks(a // _SECTOR, self._page, a % _SECTOR)
+        hits = self._hits
+        g = -1
+        mask = 0
+        for ci in range(self._ncat):
+            if self._grp[ci] != g:
+                g = self._grp[ci]
+                mask = match(self._page, self._dcbits, g, quo, rem)
+            if hits[ci] or not mask:
+                continue
+            k = (ci - self._gfirst[g]) << 1
+            if mask >> (k + 1) & 1:
+                hits[ci] = fmt.OP_REMOVE
+            elif mask >> k & 1:
+                hits[ci] = fmt.OP_ADD
 
     def _cmp(self, d):
         r = self._r
@@ -184,29 +231,34 @@ class ListStore:
                 return -1 if r[i] < d[i] else 1
         return 0
 
-    def _get(self, j):
-        a = self.image_cap + fmt.HEADER_LEN + j * fmt.REC_LEN
-        self._dpart.readblocks(a // _SECTOR, self._r, a % _SECTOR)
+    def _get(self, part, at, j):
+        a = at + j * fmt.REC_LEN
+        part.readblocks(a // _SECTOR, self._r, a % _SECTOR)
 
-    def _delta(self, d):
-        """Binary search of the sorted delta records; marks adds/removes per category."""
+    def _search(self, part, at, nrec, d, exceptions):
+        """Binary search of sorted exact records (a delta's, or a full image's exceptions)
+        for this digest; marks adds/removes per category. In a delta a removal overrides an
+        addition and a page hit; an exception only speaks where the delta is silent."""
         lo = 0
-        hi = self._dn
+        hi = nrec
         while lo < hi:
             mid = (lo + hi) >> 1
-            self._get(mid)
+            self._get(part, at, mid)
             if self._cmp(d) < 0:
                 lo = mid + 1
             else:
                 hi = mid
         r = self._r
-        while lo < self._dn:
-            self._get(lo)
+        hits = self._hits
+        while lo < nrec:
+            self._get(part, at, lo)
             if self._cmp(d):
                 return
             for ci in range(self._ncat):
-                if self._ids[ci] == r[8] and self._hits[ci] != fmt.OP_REMOVE:
-                    self._hits[ci] = r[9]  # a removal overrides an addition and a filter hit
+                if self._ids[ci] == r[8]:
+                    st = hits[ci]
+                    if not st or not exceptions and r[9] == fmt.OP_REMOVE:
+                        hits[ci] = r[9]
             lo += 1
 
     # --- install ------------------------------------------------------------------------------
