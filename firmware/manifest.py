@@ -39,3 +39,6 @@ module("fwstage.py")
 module("selftest.py")
 module("sync.py")
 require("signedmanifest")
+
+# -- psam, e-purse purchase --
+require("iso7816")

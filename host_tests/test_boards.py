@@ -25,7 +25,10 @@ FORBIDDEN = {
 }
 INPUT_ONLY = {"esp32": set(range(34, 40)), "esp32s3": set()}
 OUTPUTS = {"NFC_TX", "NFC_RESET", "NFC_SCK", "NFC_MOSI", "NFC_CS", "SCAN_TX", "GATE_LOCK",
-           "LED_GREEN", "LED_RED", "BUZZER"}
+           "LED_GREEN", "LED_RED", "BUZZER", "SAM_TX", "SAM_RESET", "SAM_CLK", "SAM_POWER"}
+# The PN532's bus per board (board.py nfc_bus): its pins must be there.
+NFC_PINS = {"esp32s3_gate": ("NFC_TX", "NFC_RX"),
+            "esp32_devkit": ("NFC_SCK", "NFC_MOSI", "NFC_MISO", "NFC_CS")}
 
 
 def info(board):
@@ -78,9 +81,10 @@ def test_pins_avoid_flash_strapping_and_console(board, chip):
             name, gpio, FORBIDDEN[chip][gpio])
         if name in OUTPUTS:
             assert gpio not in INPUT_ONLY[chip], "%s needs an output-capable pin" % name
-    for need in ("NFC_TX", "NFC_RX", "NFC_RESET", "SCAN_TX", "SCAN_RX", "GATE_LOCK",
-                 "LED_GREEN", "LED_RED", "BUZZER", "PASSAGE"):
-        assert need in pins
+    for need in NFC_PINS[board] + ("NFC_RESET", "SCAN_TX", "SCAN_RX", "GATE_LOCK", "LED_GREEN",
+                                   "LED_RED", "BUZZER", "PASSAGE", "SAM_TX", "SAM_RX",
+                                   "SAM_RESET", "SAM_CLK"):
+        assert need in pins, need
 
 
 @pytest.mark.parametrize("board,arch", [("esp32s3_gate", 7), ("esp32_devkit", 7)])

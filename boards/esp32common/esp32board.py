@@ -73,6 +73,24 @@ def scanner(uart_id):
                         rx=machine.Pin("SCAN_RX"), rxbuf=2048, timeout=0)
 
 
+SAM_CLK_HZ = 3_579_545
+_sam_clk = None  # the card clock's PWM: kept referenced while the slot is in use
+
+
+def sam_slot(uart_id, power):
+    """The PSAM slot: (uart, reset pin, power pin or None, card clock Hz, echo). The card clock
+    is LEDC PWM on SAM_CLK (`freq()` says what the divider made of 3.57 MHz); TX drives the
+    card's I/O line through a Schottky diode with a pull-up to the card's VCC and RX reads the
+    line, so every character sent comes back (echo)."""
+    global _sam_clk
+    _sam_clk = machine.PWM(machine.Pin("SAM_CLK"), freq=SAM_CLK_HZ, duty_u16=32768)
+    hz = _sam_clk.freq()
+    uart = machine.UART(uart_id, baudrate=hz // 372, bits=8, parity=0, stop=2,
+                        tx=machine.Pin("SAM_TX"), rx=machine.Pin("SAM_RX"), rxbuf=512, timeout=0)
+    pwr = pin("SAM_POWER", machine.Pin.OUT, 0) if power else None
+    return (uart, pin("SAM_RESET", machine.Pin.OUT, 0), pwr, hz, True)
+
+
 def nfc_reset():
     return pin("NFC_RESET", machine.Pin.OUT, 1)
 

@@ -115,6 +115,16 @@ def scanner_uart():
     return UART(_link, 2, baudrate=9600)
 
 
+SAM_CLK_HZ = 3579545  # the SAM clock (a 3.57 MHz oscillator on the slot)
+
+
+def sam_slot():
+    """The PSAM slot: (uart, reset pin, power pin or None, card clock Hz, echo). UART 3 with TX
+    and RX on the card's single I/O line, so the reader hears its own characters."""
+    return (UART(_link, 3, baudrate=SAM_CLK_HZ // 372, bits=8, parity=0, stop=2),
+            pin("SAM_RESET", Pin.OUT, 0), pin("SAM_POWER", Pin.OUT, 0), SAM_CLK_HZ, True)
+
+
 def gate_lock():
     return pin("GATE_LOCK", Pin.OUT, 0)
 

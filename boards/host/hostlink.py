@@ -104,8 +104,10 @@ class UART:
         self.init(baudrate, **kw)
 
     def init(self, baudrate=115200, bits=8, parity=None, stop=1, **kw):
+        """Rate and framing go to the simulator (a contact card checks 8E2 and its rate)."""
         self.baudrate = baudrate
-        self._link.call(OP_UART_CONFIG, self._chan, 0, struct.pack("<I", baudrate), 4)
+        cfg = struct.pack("<IBBB", baudrate, bits, 0xFF if parity is None else parity, stop)
+        self._link.call(OP_UART_CONFIG, self._chan, 0, cfg, 7)
 
     def write(self, buf):
         n = len(buf)

@@ -45,6 +45,7 @@ class UartDevice:
         self.host_baud = baud
         self.host_untimed = False  # the host end is a pty: its bytes carry no line timing
         self._switch = None  # (at_us, baud): the chip changes its rate then
+        self.framing = (8, None, 1)  # (bits, parity None/0 even/1 odd, stop bits) as configured
         self._out = deque()  # (ready_us, byte)
         self._tx_free_us = 0  # chip -> host direction busy until
         self._in_free_us = 0  # host -> chip direction busy until
@@ -211,7 +212,10 @@ class Hardware:
         if op == OP_UART_CONFIG:
             dev = self.uarts.get(chan)
             if dev:
-                dev.configure(struct.unpack("<I", payload)[0])
+                if len(payload) >= 7:
+                    bits, parity, stop = payload[4], payload[5], payload[6]
+                    dev.framing = (bits, None if parity == 0xFF else parity, stop)
+                dev.configure(struct.unpack_from("<I", payload)[0])
             return 0, 0, b"", 0
         if op == OP_UART_WRITE:
             dev = self.uarts.get(chan)
