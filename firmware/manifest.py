@@ -42,3 +42,4 @@ require("signedmanifest")
 
 # -- psam, e-purse purchase --
 require("iso7816")
+require("epurse")

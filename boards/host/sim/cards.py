@@ -6,6 +6,14 @@
   province 4-5, city 6-7, card type byte 10 and, by PROJECT CONVENTION, bytes 11-14 = the end
   of the concession entitlement YYYYMMDD BCD, 00000000 = none), SFI 0x19 a 256-byte filler file
   (long answers: extended frames, chaining), GET BALANCE `80 5C 00 02 04`.
+  With an issuer's keys (`issuer=`, `sim.pboc.IssuerKeys`) it carries the e-purse
+  (`sim.purse.Purse`: purchase, CAPP trip record, log, TAC, GET TRANSACTION PROVE); its
+  application serial is bytes 12-19 of SFI 0x15 (the last 16 digits of the card number).
+  Without one it is a card with the right number and no keys (the purchase commands: 6D00).
+* Any ISO-DEP card can be torn: `tear_at = k` cuts power after byte k of what it exchanges
+  from then on (command bytes in, answer bytes out): a command cut before its last byte is not
+  executed, one cut in its answer was executed and the answer is lost; either way the card is
+  silent until it leaves the field.
 * `PhoneCard`: the same application behind a random 4-byte UID (first byte 08) per activation.
 * `ClassicCard`: MIFARE Classic 1K. Crypto1 is not modelled: authentication checks key A/B of
   the sector and the last 4 UID bytes. PROJECT CONVENTION (`MIFARE_BLOCK`, key `MIFARE_KEY`):
@@ -18,6 +26,9 @@ and the emulator make "normal", "expired", "concession", "lost" cards by number.
 """
 
 import random
+
+from sim import pboc
+from sim.purse import Purse
 
 AID_TUNION = bytes.fromhex("A000000632010105")
 MIFARE_KEY = bytes.fromhex("A0A1A2A3A4A5")
@@ -91,11 +102,34 @@ class IsoDepCard(Card):
     ats = bytes.fromhex("0675778102 80".replace(" ", ""))
     apdu_us = 3000  # card processing time per APDU
 
+    tear_at = None  # cut power after this many more exchanged bytes (None: never)
+    torn = False
+
     def exchange(self, data):
         self.apdus.append(bytes(data))
+        if self.tear_at is not None and len(data) > self.tear_at:
+            return self._tear(len(data))  # power lost before the command was complete
         rsp = self.apdu(bytes(data))
-        rf = self.apdu_us + (len(data) + len(rsp)) * 85  # ~106 kbps with parity bits
+        rf = self.apdu_us + self.work_us(data) + (len(data) + len(rsp)) * 85  # 106 kbps
+        if self.tear_at is not None:
+            self.tear_at -= len(data)
+            if len(rsp) > self.tear_at:
+                return self._tear(len(data) + len(rsp))  # executed, the answer lost
+            self.tear_at -= len(rsp)
         return 0, rsp, rf
+
+    def _tear(self, n):
+        self.tear_at = None
+        self.torn = True
+        self.halted = True  # no power: silent until it leaves the field
+        return 0x01, b"", self.apdu_us + n * 85
+
+    def left_field(self):
+        super().left_field()
+        self.torn = False
+
+    def work_us(self, c):
+        return 0
 
     def apdu(self, c):
         return SW_INS
@@ -155,11 +189,11 @@ class ForeignCard(IsoDepCard):
 
 class TUnionCard(IsoDepCard):
     def __init__(self, uid, number, issue=20200101, expiry=20301231, card_type=0x01,
-                 province="1000", city="1000", concession_to=0, balance=5000):
+                 province="1000", city="1000", concession_to=0, balance=5000, issuer=None,
+                 key_version=1, alg=pboc.ALG_3DES, overdraft=0, counter=0, purse_mode=None):
         super().__init__(uid)
         self.number = str(number)
         self.selected = False
-        self.balance = balance
         f15 = bytearray(30)
         f15[0:2] = b"\x10\x00"
         f15[10:20] = bcd(self.number, 10)
@@ -171,6 +205,15 @@ class TUnionCard(IsoDepCard):
         f17[10] = card_type
         f17[11:15] = bcd(concession_to, 4)
         self.files = {0x15: bytes(f15), 0x17: bytes(f17), 0x19: bytes(range(256))}
+        self.purse = Purse(f15[12:20], issuer, key_version, alg, balance, overdraft, counter,
+                           purse_mode, seed=self.number)
+
+    @property
+    def balance(self):
+        return self.purse.balance
+
+    def work_us(self, c):
+        return self.purse.work_us(c)
 
     def activate(self):
         self.selected = False  # a fresh ISO-DEP session starts in the MF
@@ -180,6 +223,10 @@ class TUnionCard(IsoDepCard):
         if len(c) < 4:
             return SW_WRONG_LENGTH
         cla, ins, p1, p2 = c[0], c[1], c[2], c[3]
+        if self.selected:
+            r = self.purse.command(c)  # any other command ends a purchase session
+            if r is not None:
+                return r
         if cla == 0x00 and ins == 0xA4:
             if p1 != 0x04 or len(c) < 5 or len(c) < 5 + c[4]:
                 return SW_BAD_P1P2 if p1 != 0x04 else SW_WRONG_LENGTH
@@ -314,7 +361,8 @@ def _uid(number, n, first=0x04):
 
 def tunion(number="3104000012345678", uid_len=7, **kw):
     """A T-Union CPU card; kw: issue, expiry, card_type, province, city, concession_to,
-    balance."""
+    balance, and for the e-purse issuer (IssuerKeys), key_version, alg, overdraft, counter,
+    purse_mode."""
     return TUnionCard(_uid(number, uid_len), number, **kw)
 
 
