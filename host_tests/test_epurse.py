@@ -203,7 +203,7 @@ def test_compound_purchase_on_micropython(make_reader, tmp_path, alg):
     assert out[5][1][:4] == "0008" and bytes.fromhex(out[5][1])[5:9] == (400).to_bytes(4, "big")
     assert card.purse.balance == 1600 and card.purse.counter == 9 and sam.checks == [True, True]
     _, dtk = KEYS.card(card.purse.serial, 1, alg)
-    for (counter, amount, ttype, ttn, date, time, tac), line in zip(card.purse.debits, out[2:4]):
+    for (_, amount, ttype, ttn, date, time, tac), line in zip(card.purse.debits, out[2:4]):
         assert line[5] == tac.hex() == pboc.tac(alg, dtk, amount, ttype, TERMINAL, ttn, date,
                                                  time).hex()
 
