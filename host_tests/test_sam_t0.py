@@ -4,42 +4,12 @@ PPS, every T=0 procedure byte, 61xx chains, 6Cxx, bad TCK, no ATR, a mute SAM, a
 out, a single I/O line's echo, extra guard time, wire time at the negotiated rate, and the
 allocation-free APDU path under heap_lock."""
 
+import shutil
+
 import pytest
 
 from sim import pboc, psam
-
-WORKLOAD = r'''
-import board
-from binascii import hexlify, unhexlify
-from iso7816 import Sam, SamError
-
-
-def run():
-    s = board.settings
-    uart, rst, pwr, hz, echo = board.sam_slot()
-    sam = Sam(uart, board.clock, rst, pwr, hz, s.get("sam_echo", echo),
-              s.get("sam_max_baud", 115200))
-    clock = board.clock
-    with open("/extra/ops.txt") as f:
-        ops = f.read().split()
-    for op in ops:
-        t0 = clock.ticks_us()
-        try:
-            if op == "open":
-                atr = sam.run(sam.open())
-                print("ATR", hexlify(atr.raw).decode(), sam.baud)
-            elif op == "reset":
-                atr = sam.run(sam.reset(True))
-                print("ATR", hexlify(atr.raw).decode(), sam.baud)
-            else:
-                a = unhexlify(op)
-                n = sam.run(sam.transmit(a, len(a)))
-                print("RSP", hexlify(sam.resp[:n]).decode() or "-", "%04x" % sam.sw,
-                      clock.ticks_diff(clock.ticks_us(), t0))
-        except SamError as e:
-            print("ERR", type(e).__name__, e.code, clock.ticks_diff(clock.ticks_us(), t0))
-    print("STATS nulls=%d gr=%d resends=%d" % (sam.nulls, sam.get_responses, sam.resends))
-'''
+from sim.runner import WORKLOADS
 
 KEYS = pboc.IssuerKeys.from_seed("t0-tests")
 TERMINAL = bytes.fromhex("112233445566")
@@ -65,9 +35,9 @@ def run_ops(make_reader, tmp_path, ops, atr=psam.DEFAULT_ATR, install=True, slot
             setattr(slot, k, v)
     extra = tmp_path / "extra"
     extra.mkdir(exist_ok=True)
-    (extra / "samload.py").write_text(WORKLOAD)
+    shutil.copy(WORKLOADS / "samwl.py", extra / "samwl.py")
     (extra / "ops.txt").write_text("\n".join(ops))  # the boot settings are capped at 512 bytes
-    code, lines = r.run(entry="samload", extra_path=extra, settings=settings, timeout=120)
+    code, lines = r.run(entry="samwl", extra_path=extra, settings=settings, timeout=120)
     assert code == 0, "\n".join(lines[-20:])
     out = [ln.split() for ln in lines if ln.split()[:1] in (["ATR"], ["RSP"], ["ERR"])]
     stats = dict(kv.split("=") for kv in next(ln for ln in lines
