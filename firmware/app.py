@@ -19,7 +19,7 @@ import decision
 import journal
 import reasons as R
 import slog
-from credential import KIND_CPU, Credential
+from credential import KIND_CODE, KIND_CPU, Credential
 from gate import IDLE, Feedback, Gate
 from micropython import const
 
@@ -56,6 +56,7 @@ class App:
         self._n = 0
         self.dropped = 0
         self.taps = 0
+        self.unauthenticated = not cfg.get("psam")  # no PSAM: card records say so
         self._ev = asyncio.Event()
         self._mono_ms = 0
         self._last_ms = clock.ticks_ms()
@@ -84,6 +85,10 @@ class App:
         q.error = cred.error
         q.uid_len = cred.uid_len
         q.issued_at = cred.issued_at
+        q.verdict = 0  # decided here (the fare path calls tap() itself)
+        q.nrec = 0
+        q.proof = cred.proof
+        q.fare = -1
         # latency runs from when the source first saw the card or code (0: from now)
         self._t0[i] = cred.t0 or self.clock.ticks_ms()
         self._n += 1
@@ -132,40 +137,76 @@ class App:
         self._last_ms = now
         return self._mono_ms // 1000
 
-    def _record(self, verdict, reason, kind, ms, key):
+    def _record(self, verdict, reason, kind, ms, key, category=None, proof=0xFF):
         d = self.decider
         try:
             return self.journal.append(verdict, reason, d.mode, self.clock.time(), key,
-                                       self.lists.seq if self.lists else 0, kind, d.category,
-                                       ms, d.station)
+                                       self.lists.seq if self.lists else 0, kind,
+                                       d.category if category is None else category, ms,
+                                       d.station, proof)
         except OSError as e:
             log.warn("journal", "cannot record: %s backlog=%d", e, self.journal.backlog())
             return 0
 
-    def tap(self, cred, t0):
-        """Decide one credential: verdict, journal (durable before the gate opens), gate."""
+    def _decide(self, cred):
         d = self.decider
-        clock = self.clock
         try:
-            v = d.decide(cred, clock.time(), self._mono_s())
+            v = d.decide(cred, self.clock.time(), self._mono_s())
             r = d.reason
         except Exception as e:  # a list read failing must not stop the lane: staff decide
             log.error("decide", "%r", e)
             v = d.verdict = R.MANUAL
             r = d.reason = R.READER_FAULT
-        seq = self._record(v, r, cred.kind, clock.ticks_diff(clock.ticks_ms(), t0), d.key)
+        return v, r
+
+    def predecide(self, cred):
+        """The fare path asks before it charges (firmware/ticketing.py): the verdict goes into
+        cred (kept there while the purchase awaits the chips) and tap() uses it."""
+        v, r = self._decide(cred)
+        if v == R.PASS and self.journal.full:
+            v, r = R.DENY, R.JOURNAL_FULL  # a charge that cannot be recorded is not made
+        d = self.decider
+        cred.verdict = v
+        cred.reason = r
+        cred.key = d.key
+        cred.category = d.category
+        return v
+
+    def tap(self, cred, t0):
+        """Decide one credential (unless the fare path has: cred.verdict): its purchase
+        records, the verdict record (durable before the gate opens), gate, feedback."""
+        d = self.decider
+        clock = self.clock
+        if cred.verdict:
+            v, r, key, cat = cred.verdict, cred.reason, cred.key, cred.category
+        else:
+            v, r = self._decide(cred)
+            key, cat = d.key, d.category
+        for i in range(cred.nrec):
+            try:
+                self.journal.append_raw(cred.recs, i * 32)
+            except OSError as e:
+                log.error("journal", "purchase record lost: %s", e)
+        proof = cred.proof
+        if proof == 0xFF and self.unauthenticated and cred.kind != KIND_CODE:
+            proof = 0  # read only: the card's number, not the card, was checked
+        seq = self._record(v, r, cred.kind, clock.ticks_diff(clock.ticks_ms(), t0), key, cat,
+                           proof)
         if not seq and v == R.PASS and d.mode != decision.MODE_EMERGENCY:
             v = R.DENY
             r = d.reason = R.JOURNAL_FULL
         if v == R.PASS:
             if d.mode != decision.MODE_EMERGENCY:
-                d.admit(self._mono_ms // 1000)
+                d.admit_key(key, self._mono_ms // 1000)
             self.gate.admit()
-        self.feedback.signal(v, r)
+        self.feedback.signal(v, r, cred.fare, cred.balance)
         self.taps += 1
         log.info("verdict", "seq=%d kind=%d verdict=%s reason=%s ms=%d mode=%s", seq,
                  cred.kind, R.VERDICT_NAMES[v], R.name(r), clock.ticks_diff(clock.ticks_ms(), t0),
                  decision.MODES[d.mode])
+        if cred.nrec:
+            log.info("fare", "seq=%d fare=%d balance=%d records=%d", seq, cred.fare,
+                     cred.balance, cred.nrec)
         return v
 
     async def decide_loop(self):
@@ -267,6 +308,27 @@ def list_key():
     return trusted_key("list")
 
 
+def load_fares(board, cfg):
+    """The installed fare table, verified with the list key (None: none, or one that does not
+    verify: exits then get MANUAL NO_FARES)."""
+    import fares
+    import signedmanifest as sm
+
+    key = list_key()
+    if key is None:
+        return None
+    try:
+        t = fares.load(cfg["station_id"], {sm.key_id(key[0]): (key[0], key[1], "list")},
+                       board.NAME, board.clock.time() or 0)
+    except OSError:
+        return None  # none installed
+    except ValueError as e:
+        applog.error("fares", "%r -> no fare table", e)
+        return None
+    applog.info("fares", "version=%d stations=%d", t.version, t.n)
+    return t
+
+
 def rides_keyset(keyset_mod, path="/keys/rides.ks"):
     """The ride-code key set, verified against the root key (role "rides"); an empty key set
     (every code CODE_UNKNOWN_KEY) when there is none or it does not verify."""
@@ -323,6 +385,12 @@ async def main(board, cfg, cfg_error=None):
     from nfc_task import NfcReader
 
     nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg)
+    ticket = None
+    if cfg.get("psam"):  # every card tap an e-purse purchase (firmware/ticketing.py)
+        from ticketing import Ticketing
+
+        ticket = Ticketing(board, cfg, load_fares(board, cfg))
+        nfc.on_card = ticket.charge
     key = list_key()
     store = None
     if key:
@@ -335,10 +403,14 @@ async def main(board, cfg, cfg_error=None):
     a._follow_store()
     sources = [supervised("nfc", nfc.run, a.on_credential),
                supervised("qr", qr.run, a.on_credential)]
+    if ticket is not None:
+        ticket.app = a
+        sources.append(supervised("psam", ticket.run))
     if sync is not None:
         sync.journal = a.journal
         sync.lists = store
         sync.quiet = a.quiet
+        sync.fares = ticket
         sources.append(supervised("sync", sync.run))
     selftest = sys.modules.get("selftest")  # loaded by main only when a new app awaits it
     if selftest is not None:

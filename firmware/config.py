@@ -39,6 +39,9 @@ DEFAULTS = {
     "ridecode_rc1": False,
     "ridecode_window_s": 20,  # a code is fresh for window + skew after it was generated
     "ridecode_skew_s": 10,  # phone clock ahead of / behind the reader's
+    # e-purse purchase (firmware/ticketing.py)
+    "psam": False,  # True: every card tap is a purchase with the PSAM; False: read only
+    "torn_window_s": 600,  # a debit left without an answer is finished on a tap this soon
 }
 
 _CHOICES = {
@@ -67,6 +70,7 @@ _RANGES = {
     "qr_buf": (128, 4096),
     "ridecode_window_s": (1, 300),
     "ridecode_skew_s": (0, 300),
+    "torn_window_s": (30, 24 * 3600),
 }
 
 

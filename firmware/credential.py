@@ -25,6 +25,8 @@ class Credential:
 
     def __init__(self):
         self.number = bytearray(20)  # ASCII digits / account id, `number_len` bytes used
+        self.serial = bytearray(8)  # CPU cards: application serial (SFI 0x15 bytes 12-19)
+        self.recs = bytearray(128)  # purchase journal records to write before the verdict
         self.clear()
 
     def clear(self):
@@ -40,6 +42,15 @@ class Credential:
         self.uid_len = 0
         self.issued_at = 0  # ride codes: generation time (UTC seconds)
         self.t0 = 0  # ticks_ms when the source first saw it (tap -> verdict latency)
+        # set by the fare path (firmware/ticketing.py), which decides while the card is there
+        self.verdict = 0  # 0: not decided yet
+        self.reason = 0
+        self.key = 0
+        self.category = 0
+        self.proof = 0xFF  # journal: 0xFF not stated, 0 unauthenticated read, 1 purchase proven
+        self.nrec = 0  # 32-byte records in `recs`
+        self.fare = -1  # fen charged (display), -1: none
+        self.balance = 0  # fen after the purchase (display)
 
     def set_number(self, data, n=None):
         n = len(data) if n is None else n

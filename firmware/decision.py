@@ -225,7 +225,10 @@ class Decider:
 
     def admit(self, mono_s):
         """The last decided credential went through: start its passback window."""
-        key = self.key
+        self.admit_key(self.key, mono_s)
+
+    def admit_key(self, key, mono_s):
+        """The credential with this hash went through (decided earlier: the fare path)."""
         base = (key % (self._slots >> 2)) << 2
         keys = self._keys
         times = self._times

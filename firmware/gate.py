@@ -83,12 +83,17 @@ class Feedback:
         self._gen = 0
         self._verdict = 0
         self._reason = 0
+        self._fare = -1
+        self._balance = 0
         self.idle = IDLE
         self.beeps = 0  # total beeps sounded (tests, diagnostics)
 
-    def signal(self, verdict, reason):
+    def signal(self, verdict, reason, fare=-1, balance=0):
+        """fare >= 0: a purchase was made; the display shows it and the balance left."""
         self._verdict = verdict
         self._reason = reason
+        self._fare = fare
+        self._balance = balance
         self._gen += 1
         self._ev.set()
 
@@ -107,6 +112,10 @@ class Feedback:
                 self._idle()
                 continue
             zh, en = R.text(self._reason)
+            if self._fare >= 0 and v == R.PASS:  # formatted here, off the decision path
+                f, b = _yuan(self._fare), _yuan(self._balance)
+                zh = "%s 扣款%s 余额%s" % (zh, f, b)
+                en = "%s - fare %s, balance %s" % (en, f, b)
             self._display.show(zh, en)
             self._green.value(v == R.PASS or v == R.MANUAL)
             self._red.value(v != R.PASS)
@@ -131,3 +140,9 @@ class Feedback:
         self._green.off()
         self._red.off()
         self._display.show(self.idle[0], self.idle[1])
+
+
+def _yuan(fen):
+    sign = "-" if fen < 0 else ""
+    fen = -fen if fen < 0 else fen
+    return "%s%d.%02d" % (sign, fen // 100, fen % 100)

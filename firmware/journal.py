@@ -29,7 +29,10 @@ _CURSOR_SECTORS = const(2)
 _ENTRY = const(8)
 _ENTRIES = const(512)  # cursor entries per sector
 _SCAN = const(256)
-_MAGIC_REC = const(0x52)  # 'R'
+_MAGIC_REC = const(0x52)  # 'R': a verdict
+MAGIC_PURCHASE = const(0x50)  # 'P': an e-purse purchase, first half (docs/reader.md)
+MAGIC_PURCHASE2 = const(0x51)  # 'Q': its second half, in the next slot
+PROOF_NONE = const(0xFF)  # verdict byte 26: nothing stated (codes, events, old records)
 _HDR_MAGIC = b"JRN1"
 _LEGACY = const(0x3FFFFFFF)  # the epoch of a journal written before epochs (0xFF.. in flash)
 
@@ -167,10 +170,12 @@ class Journal:
         return _blank(r, 0, REC)
 
     def _read_rec(self, pos, slot):
-        """Reads the slot into self._rec; True when it holds a valid record."""
+        """Reads the slot into self._rec; True when it holds a valid record (of any kind)."""
         r = self._rec
         self._p.readblocks(pos, r, slot * REC)
-        return r[0] == _MAGIC_REC and crc_ok(r, 0, 28)
+        m = r[0]
+        return (m == _MAGIC_REC or m == MAGIC_PURCHASE or m == MAGIC_PURCHASE2) and crc_ok(
+            r, 0, 28)
 
     def _mount(self):
         self._load_cursor()
@@ -293,18 +298,17 @@ class Journal:
         self._slot = 1
         self.spare_ready = False
 
-    def append(self, verdict, reason, mode, now_s, key, list_seq, kind, category, ms, station):
-        """Write one record; returns its sequence number once it is durable in flash.
+    def append(self, verdict, reason, mode, now_s, key, list_seq, kind, category, ms, station,
+               proof=PROOF_NONE):
+        """Write one verdict record; returns its sequence number once it is durable in flash.
         Raises JournalFull (nothing written) when no sector can be recycled."""
         if self._slot >= SLOTS:
             self._open_sector()
-        seq = self.next_seq
         r = self._rec
         r[0] = _MAGIC_REC
         r[1] = verdict
         r[2] = reason
         r[3] = mode
-        _put32(r, 4, seq)
         _put32(r, 8, now_s or 0)
         _put32(r, 12, key)
         _put32(r, 16, list_seq)
@@ -315,7 +319,28 @@ class Journal:
         r[23] = ms >> 8
         r[24] = station & 0xFF
         r[25] = (station >> 8) & 0xFF
-        r[26] = r[27] = 0xFF
+        r[26] = proof
+        r[27] = 0xFF
+        return self._program()
+
+    def append_raw(self, src, off):
+        """Write the record laid out in src[off:off+28] (magic and fields; its sequence number
+        and CRC are filled in here); returns the sequence number once durable. Only the
+        purchase kinds: a record of a kind the boot scan does not know would read as torn."""
+        m = src[off]
+        if m != MAGIC_PURCHASE and m != MAGIC_PURCHASE2:
+            raise JournalError(22, "record kind")
+        if self._slot >= SLOTS:
+            self._open_sector()
+        r = self._rec
+        for i in range(28):
+            r[i] = src[off + i]
+        return self._program()
+
+    def _program(self):
+        seq = self.next_seq
+        r = self._rec
+        _put32(r, 4, seq)
         _crc_put(r, 0, 28)
         slot = self._slot
         self._slot = slot + 1  # a failed program still spends the slot (it is not blank)

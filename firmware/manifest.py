@@ -43,3 +43,5 @@ require("signedmanifest")
 # -- psam, e-purse purchase --
 require("iso7816")
 require("epurse")
+module("fares.py")
+module("ticketing.py")

@@ -48,6 +48,7 @@ class NfcReader:
         self.stats = {"polls": 0, "taps": 0, "clashes": 0, "resets": 0, "errors": 0,
                       "timeouts": 0, "held": 0}
         self.ready = False
+        self.on_card = None  # async (cred, drv, tg): a CPU/phone card read, still in the field
         self.last_tap_ms = 0  # time the last credential was handed on (tests, health)
         self._rbuf = bytearray(300)
         self._last = bytearray(20)  # identity of the card still in the field
@@ -179,18 +180,29 @@ class NfcReader:
             cred.error = ERR_CHIP if e.code == 0x7F or e.code == 110 else ERR_FORMAT
             if isinstance(e, Timeout):
                 raise
-        try:
-            await self._do(drv.release(0))
-        except PN532Error:
-            pass
         self._remember_uid(t)
         if (cred.error == 0 and self._same_number(cred)) or (cred.error and self._last_len):
             # e.g. a phone re-answering with a new random UID, or one pulled away while it
             # was being re-read: the presence that was already handed on goes on
             self.stats["held"] += 1
+            await self._release()
             return
         self._remember_number(cred)
+        if self.on_card is not None and cred.error == 0 and cred.kind != KIND_MIFARE:
+            # the fare path: decide and purchase while the card is still selected
+            self.stats["taps"] += 1
+            self.last_tap_ms = self.clock.ticks_ms()
+            await self.on_card(cred, drv, t.tg)
+            await self._release()
+            return
+        await self._release()
         await self._hand(on_credential)
+
+    async def _release(self):
+        try:
+            await self._do(self.drv.release(0))
+        except PN532Error:
+            pass
 
     async def _hand(self, on_credential):
         self.stats["taps"] += 1
@@ -244,6 +256,8 @@ class NfcReader:
             if not _digits(r, 10, 10, cred):
                 cred.error = ERR_FORMAT
                 return
+            for i in range(8):  # the application serial: what the purse keys derive from
+                cred.serial[i] = r[12 + i]
             cred.valid_from = _bcd(r, 20, 4)
             cred.valid_to = _bcd(r, 24, 4)
             if await self._apdu(t, _READ17) < 15:

@@ -41,6 +41,19 @@ NO_LIST = const(24)
 JOURNAL_FULL = const(25)
 MODE_CHANGE = const(26)
 READER_FAULT = const(27)
+# the e-purse purchase (firmware/ticketing.py)
+LOW_BALANCE = const(28)
+NOT_GENUINE = const(29)  # the PSAM refused the card's MAC2
+MAC1_REFUSED = const(30)  # the card refused the PSAM's MAC1 (other keys, or altered on the way)
+NO_PURSE = const(31)  # the card does not know the purchase (right number, no keys)
+COUNTER_BACK = const(32)  # the card's offline counter went backwards
+PURSE_FORMAT = const(33)  # the card answered the purchase with garbage
+TORN = const(34)  # the card left during the debit: the next tap finishes it
+ENTRY_OPEN = const(35)  # entry: the last journey has no exit
+EXIT_DONE = const(36)  # exit: this card already exited here moments ago
+PENALTY = const(37)  # exit without an entry record: penalty fare charged
+NO_FARES = const(38)  # no valid fare table
+SAM_FAULT = const(39)  # the PSAM is missing or not answering
 
 VERDICT_NAMES = ("-", "PASS", "DENY", "MANUAL", "EVENT")
 
@@ -53,7 +66,8 @@ _NAMES = (
     "HEALTH_ABNORMAL NO_HEALTH_INFO PASSBACK CODE_INVALID CODE_FORGED "
     "CODE_UNKNOWN_KEY CODE_REVOKED CODE_EXPIRED CODE_NOT_YET_VALID "
     "CODE_STALE CODE_REPLAYED NO_TIME LIST_STALE NO_LIST JOURNAL_FULL "
-    "MODE_CHANGE READER_FAULT"
+    "MODE_CHANGE READER_FAULT LOW_BALANCE NOT_GENUINE MAC1_REFUSED NO_PURSE "
+    "COUNTER_BACK PURSE_FORMAT TORN ENTRY_OPEN EXIT_DONE PENALTY NO_FARES SAM_FAULT"
 )
 _ZH = (
     "请通行|紧急放行|暂停服务|张数过多|读卡失败，请重刷|"
@@ -63,7 +77,11 @@ _ZH = (
     "二维码未生效|二维码已失效，请刷新|二维码已使用|"
     "时间未同步，请人工核验|名单过期，请人工核验|"
     "未加载名单，请人工核验|记录已满，暂停服务|模式变更|"
-    "设备故障，请人工核验"
+    "设备故障，请人工核验|余额不足，请充值|无效卡|卡片认证失败|"
+    "非本系统卡|卡片异常，请到人工|读卡失败，请重刷|"
+    "交易未完成，请重新刷卡|上次未出站，请到人工|已出站，请到人工|"
+    "无进站记录，已扣罚金|票价表未加载，请人工核验|"
+    "PSAM故障，请人工核验"
 )
 _EN = (
     "Please pass|Emergency release - gate open|Out of service|"
@@ -76,7 +94,13 @@ _EN = (
     "Ride code out of date - refresh|Ride code already used|"
     "No trusted time - manual check|List out of date - manual check|"
     "No list loaded - manual check|Journal full - out of service|"
-    "Lane mode changed|Reader fault - manual check"
+    "Lane mode changed|Reader fault - manual check|Insufficient balance - top up|"
+    "Card not genuine|Card refused the reader - see staff|"
+    "No e-purse - card not accepted|Card counter error - see staff|"
+    "Card answer not valid - tap again|Purchase not finished - tap again|"
+    "No exit recorded - see staff|Already exited here - see staff|"
+    "No entry recorded - penalty fare charged|No fare table - manual check|"
+    "PSAM fault - manual check"
 )
 
 # Ride-code refusals (lib/ridecode result names) and the reason each maps to.

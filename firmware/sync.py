@@ -82,6 +82,7 @@ class Sync:
         self.cfg = cfg
         self.journal = journal
         self.lists = lists
+        self.fares = None  # the fare path (ticketing.Ticketing) when the reader charges fares
         self.on_app_ready = on_app_ready or board.reset
         self.host, self.port, self.prefix = parse_url(cfg["sync_url"])
         self.rid = cfg["reader_id"]
@@ -161,6 +162,8 @@ class Sync:
                 deferred = deferred or done is None
             elif m.kind == "list":
                 await self.install_list(m)
+            elif m.kind == "fares":
+                await self.install_fares(data, m)
             elif m.kind == "firmware":
                 staged = await self.install_firmware(m) or staged
             else:
@@ -294,6 +297,38 @@ class Sync:
                 raise
             files.remove(ota.DL_LIST)
             log.info("list", "seq=%d bytes=%d fetched=%d", seq, e[1], e[1] - off)
+
+    async def install_fares(self, data, m):
+        """A fare table: streamed into a .tmp file through its signed size and hash, then
+        file and manifest replace the old ones and the fare path takes the table at once.
+        Versions only go up (a reader without a valid table takes any)."""
+        tick = self.fares
+        if tick is None:
+            return
+        have = tick.fares.version if tick.fares is not None else 0
+        if m.version <= have:
+            return
+        import os
+
+        import fares
+
+        e = m.file("fares.bin")
+        check = sm.FileCheck(e)
+        tmp = fares.BIN_PATH + ".tmp"
+        await self._quiet()
+        with open(tmp, "wb") as f:
+
+            def sink(b, n):
+                check.update(b, n)
+                f.write(memoryview(b)[:n])
+
+            await self.fetch(e, 0, sink)
+        check.finish()
+        os.rename(tmp, fares.BIN_PATH)
+        files.replace(fares.SM_PATH, data)
+        tick.set_fares(fares.load(tick.station, ota.load_keys(), self.board.NAME,
+                                  self.board.clock.time() or 0))
+        log.info("fares", "version=%d", m.version)
 
     async def _download(self, path, entry, off, sink, durable, record):
         """fetch() from off into sink, keeping the progress record at path: saved (record())

@@ -33,6 +33,7 @@ KINDS = {
     "keys": "app",
     "list": "list",
     "delta": "list",
+    "fares": "list",
 }
 
 E_FORMAT = 1
