@@ -23,6 +23,7 @@ The reader keeps the header, bands, concessions, station ids and one row: the di
 every station to its own.
 """
 
+import os
 from array import array
 
 import signedmanifest as sm
@@ -196,8 +197,11 @@ def load(station, keys, board_name, floor=0, sm_path=SM_PATH, bin_path=BIN_PATH)
     """The installed table, verified: the manifest's signature (kind "fares", a list key), then
     the file against its signed size and hash while it is parsed. Raises FareError or
     sm.ManifestError; OSError when none is installed."""
+    size = os.stat(sm_path)[6]
+    if size > sm.MAX_MANIFEST:  # read no more than the file: a 16 KiB block may not exist
+        raise sm.ManifestError(sm.E_LENGTH, "fares.sm")
     with open(sm_path, "rb") as f:
-        raw = f.read(sm.MAX_MANIFEST + 1)
+        raw = f.read(size)
     m = sm.verify(raw, keys, "fares", board_name, floor)
     entry = m.file("fares.bin")
     t = FareTable(station)

@@ -38,7 +38,7 @@ def terminal_for(station, lane=1):
 class Lane:
     def __init__(self, workdir, station, direction, issuer, keydir, spec=table.DEMO,
                  fares_version=1, cfg=None, sam=True, accelerated=True, lane=1, ttn=1,
-                 epoch=None, nfc="hsu", heapsize="192k"):
+                 epoch=None, nfc="hsu", heapsize="192k", files=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.station = station
@@ -64,6 +64,8 @@ class Lane:
             sm_path, data = table.publish(self.dir / "fares", spec, fares_version, pem)
             shutil.copy(sm_path, put / "fares.sm")
             (put / "fares.bin").write_bytes(data)
+        for name, data in (files or {}).items():  # "keys__app.pub" -> /keys/app.pub
+            (put / name).write_bytes(data)
         shutil.copy(WORKLOADS / "putfiles.py", self.dir / "putfiles.py")
         code, out = self.reader.run(entry="putfiles", extra_path=self.dir, timeout=120)
         if code:
