@@ -13,7 +13,7 @@ File `fares.bin` (big-endian; built by `flash.py fares`, docs/reader.md "Fares")
     18  transfer s u16 (an entry this soon after an exit continues that journey)
     20  max trip min u16 (0 = none), 22 overtime surcharge u16
     24  beyond step u16 (100 m), 26 beyond add u16 (fen per step past the last band)
-    28  flat fare u16 (bus readers), 30 reserved
+    28  flat fare u16 (bus readers), 30 minimum balance to enter u16 (fen)
     32  bands x (up to u16 in 100 m, fare u16)
         card types x (type u8, percent u8)
         station ids x u16, ascending
@@ -55,7 +55,7 @@ def _zeros(n):
 
 class FareTable:
     """A verified table for one station. `version`, `entry_charge`, `penalty`, `transfer_s`,
-    `flat`; `price()` for a journey ending here."""
+    `flat`, `min_balance`; `price()` for a journey ending here."""
 
     def __init__(self, station):
         self.station = station
@@ -83,6 +83,7 @@ class FareTable:
         self.step = _u16(h, 24)
         self.add = _u16(h, 26)
         self.flat = _u16(h, 28)
+        self.min_balance = _u16(h, 30)
 
     def size(self):
         t = self.nt * 2

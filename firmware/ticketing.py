@@ -166,22 +166,59 @@ class Ticketing:
                 return e.value
             await asyncio.sleep_ms(1)
 
-    async def run(self):
-        """Keep the PSAM activated (ATR, PPS, terminal number); a failed one is retried."""
+    async def _sam_step(self, gen):
+        """The same for a PSAM exchange, sleeping while its characters are on the wire."""
+        sam = self.sam
         while True:
-            if not self.ready:
-                self.stats["sam_opens"] += 1
+            try:
+                next(gen)
+            except StopIteration as e:
+                return e.value
+            await asyncio.sleep_ms(sam.wait_ms())
+
+    async def _mac1_with(self, gen):
+        """PSAM MAC1 and a card step (`gen`, or None) at the same time: the SAM UART and the
+        PN532 are separate buses. The PSAM exchange is always finished, even when the card
+        step fails (a SAM left mid-APDU would refuse the next one)."""
+        sam = self.sam
+        self.p.sam_mac1_start()
+        done = False
+        try:
+            while gen is not None:
+                done = done or sam.poll()
                 try:
-                    atr = await self._step(self.sam.open())
-                    await self._step(self.p.sam_open())
-                    self.terminal = "".join("%02x" % b for b in self.p.terminal)
-                    self.ready = True
-                    log.info("psam", "terminal=%s baud=%d atr=%d bytes", self.terminal,
-                             self.sam.baud, len(atr.raw))
-                except (SamError, SamRefused, BadResponse) as e:
-                    log.error("psam", "%r: cards get SAM_FAULT; again in %d ms", e, _RETRY_MS)
-                    await asyncio.sleep_ms(_RETRY_MS)
-                    continue
+                    next(gen)
+                except StopIteration:
+                    break
+                await asyncio.sleep_ms(1)
+        finally:
+            while not done:
+                done = sam.poll()
+                if not done:
+                    await asyncio.sleep_ms(sam.wait_ms())
+        self.p.sam_mac1_done()
+
+    async def activate(self):
+        """ATR, PPS, terminal number; True when the PSAM is ready."""
+        self.stats["sam_opens"] += 1
+        try:
+            atr = await self._step(self.sam.open())
+            await self._sam_step(self.p.sam_open())
+        except (SamError, SamRefused, BadResponse) as e:
+            log.error("psam", "%r: cards get SAM_FAULT; again in %d ms", e, _RETRY_MS)
+            return False
+        self.terminal = "".join("%02x" % b for b in self.p.terminal)
+        self.ready = True
+        log.info("psam", "terminal=%s baud=%d atr=%d bytes", self.terminal, self.sam.baud,
+                 len(atr.raw))
+        return True
+
+    async def run(self):
+        """Keep the PSAM activated; a failed one is tried again every 5 s."""
+        while True:
+            if not self.ready and not await self.activate():
+                await asyncio.sleep_ms(_RETRY_MS)
+                continue
             await asyncio.sleep_ms(1000)
 
     def set_fares(self, table):
@@ -329,6 +366,10 @@ class Ticketing:
             return self._verdict(cred, R.DENY, r)
         except BadResponse:
             return self._verdict(cred, R.DENY, R.PURSE_FORMAT)
+        f = self.fares
+        if (self.direction == "entry" and f is not None and f.min_balance
+                and p.balance + p.overdraft < f.min_balance):
+            return self._verdict(cred, R.DENY, R.LOW_BALANCE)  # could not pay its way out
         key = cred.key
         if self._went_back(key, p.counter) or (
                 flags & F_EXIT and not flags & F_PENALTY and p.counter <= _g16(self.trip, 14)):
@@ -339,15 +380,13 @@ class Ticketing:
             if self.direction == "entry":
                 _p16(record, 14, p.counter)
         try:
-            await self._step(p.sam_mac1())
+            await self._mac1_with(p.update_capp(TRIP_SFI, 1, record, TRIP_LEN) if capp
+                                  else None)
         except SamRefused:
             # the PSAM has no master key for the card's key version/algorithm
             return self._verdict(cred, R.DENY, R.NOT_GENUINE)
-        if capp:
-            try:
-                await self._step(p.update_capp(TRIP_SFI, 1, record, TRIP_LEN))
-            except CardRefused:
-                return self._verdict(cred, R.DENY, R.CARD_FAULT)
+        except CardRefused:
+            return self._verdict(cred, R.DENY, R.CARD_FAULT)
         slot = self._arm(p, record, flags, origin, t)
         try:
             await self._step(p.debit())
@@ -364,7 +403,7 @@ class Ticketing:
         slot.at = -1
         self._remember(key, p.counter + 1)
         try:
-            await self._step(p.sam_mac2())
+            await self._sam_step(p.sam_mac2())
         except SamRefused:
             return self._verdict(cred, R.DENY, R.NOT_GENUINE)
         except SamError as e:

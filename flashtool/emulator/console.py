@@ -25,7 +25,8 @@ from flashtool.emulator.station import CARDS, CODES, Station
 KEYS = [
     ("1", "card normal"), ("2", "card health-hold"), ("3", "card no-health-info"),
     ("4", "card lost"), ("5", "card expired"), ("6", "card concession"), ("7", "card phone"),
-    ("8", "card mifare"), ("9", "card clash"),
+    ("8", "card mifare"), ("9", "card clash"), ("0", "card clone"), ("-", "card low-balance"),
+    ("=", "card pulled"),
     ("q", "code valid"), ("w", "code expired"), ("e", "code forged"), ("r", "code replayed"),
     ("t", "code screenshot"),
     ("n", "mode normal"), ("m", "mode manual"), ("g", "mode emergency"), ("c", "mode closed"),
@@ -119,6 +120,10 @@ def scripted(args):
 
 
 def run(args):
+    if args.scenario == "fare-day":
+        from flashtool.fares import scenario
+
+        return scenario.main(args)
     if args.scenario:
         from flashtool.emulator import scenario_run
 

@@ -39,6 +39,7 @@ class LogState:
         self.list = {}
         self.journal = {}
         self.sync = {}
+        self.fares = {}  # PSAM terminal and rate, fare table version
         self.verdicts = deque(maxlen=12)
         self.events = deque(maxlen=8)
         self.lines = 0
@@ -57,6 +58,13 @@ class LogState:
         if event == "verdict":
             self.verdicts.appendleft((time.strftime("%H:%M:%S"), kv))
             self.journal["seq"] = kv.get("seq")
+        elif tag == "gate" and event == "fare":  # the purchase of the verdict just shown
+            for _, v in self.verdicts:
+                if v.get("seq") == kv.get("seq"):
+                    v.update(fare=kv.get("fare"), balance=kv.get("balance"))
+                    break
+        elif tag == "fare" and event == "psam" or (tag == "app" and event == "fares"):
+            self.fares.update(kv)
         elif event == "ready":
             self.journal.update(seq=kv.get("journal"), backlog=kv.get("backlog"))
         elif event in ("lists", "list") or tag in ("list", "blocklist"):
@@ -70,6 +78,14 @@ class LogState:
         if level in ("W", "E"):
             self.events.append("%s %s %s %s" % (level, tag, event, " ".join(
                 "%s=%s" % i for i in kv.items()))[:100])
+
+
+def _yuan(fen):
+    """'400' -> '4.00' (a purchase's fare or balance from the log), '' when none."""
+    if fen is None or fen.lstrip("-") == "" or not fen.lstrip("-").isdigit():
+        return ""
+    v = int(fen)
+    return "%s%d.%02d" % ("-" if v < 0 else "", abs(v) // 100, abs(v) % 100)
 
 
 def _lamp(on, color):
@@ -101,15 +117,20 @@ def render(hw, state, help_text="", status=""):
     reader.add_row("journal", "last seq %s  backlog %s (not yet uploaded)" % (
         jr.get("seq") or "-", jr.get("backlog") or "-"))
     reader.add_row("sync", " ".join("%s=%s" % i for i in sync.items()) or "-")
+    fr = state.fares
+    if fr:
+        reader.add_row("psam / fares", "terminal %s  %s bd  fare table v%s" % (
+            fr.get("terminal", "-"), fr.get("baud", "-"), fr.get("version", "-")))
 
     recent = Table(expand=True, box=None)
-    for col in ("time", "kind", "verdict", "reason", "ms"):
+    for col in ("time", "kind", "verdict", "reason", "ms", "fare", "balance"):
         recent.add_column(col)
     for t, kv in state.verdicts:
         v = kv.get("verdict", "?")
         style = {"PASS": "green", "DENY": "red", "MANUAL": "yellow"}.get(v, "")
         recent.add_row(t, KINDS.get(kv.get("kind", ""), kv.get("kind", "")),
-                       Text(v, style=style), kv.get("reason", ""), kv.get("ms", ""))
+                       Text(v, style=style), kv.get("reason", ""), kv.get("ms", ""),
+                       _yuan(kv.get("fare")), _yuan(kv.get("balance")))
     parts = [
         Panel(gate, title="gate"),
         Panel(reader, title="reader"),

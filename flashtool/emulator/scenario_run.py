@@ -95,7 +95,9 @@ def listed(sc, late=False):
 def run_scenario(name, riders=2000, workdir="var/scenario", nfc="hsu", progress=print,
                  max_age_s=24 * 3600):
     sc = scenarios.build(name, riders, max_age_s=max_age_s)
-    st = Station(workdir, nfc=nfc, accelerated=True, fresh=True, health_rule=sc.health_rule)
+    # the access-control scenarios (fares have their own: flashtool/fares/scenario.py)
+    st = Station(workdir, nfc=nfc, accelerated=True, fresh=True, health_rule=sc.health_rule,
+                 fares=False)
     st.list_max_age_s = sc.list_max_age_s
     lines = []
     st.reader.listeners.append(lines.append)

@@ -12,26 +12,40 @@ from pathlib import Path
 
 from flashtool.codes import issuer as codes
 from flashtool.codes import rider as app
+from flashtool.fares import table
+from flashtool.fares.lane import terminal_for
 from flashtool.lists import blocklist as bl
 from flashtool.release import keys, sign
 from flashtool.server import keys as reader_keys
 from flashtool.server.app import StationServer
-from sim import cards, pn532, scanengine
+from sim import cards, pboc, pn532, psam, scanengine
 from sim.runner import Reader
 from sim.world import Gate, Scheduler
 
 ISSUER_KID = 1
 CARDS = {
-    # name: (factory, blocklist category or None, expected verdict with the health rule on)
-    "normal": (lambda: cards.normal("3104000012345678"), None, "PASS"),
-    "health-hold": (lambda: cards.normal("3104000000000404"), "health_hold", "DENY"),
-    "no-health-info": (lambda: cards.normal("3104000000000405"), "health_unknown", "MANUAL"),
-    "lost": (lambda: cards.lost("3104000000000666"), "lost_stolen", "DENY"),
-    "expired": (lambda: cards.expired("3104000000000099"), None, "DENY"),
-    "concession": (lambda: cards.concession("3104000000000042"), None, "PASS"),
-    "phone": (lambda: cards.phone("3104000077777777"), None, "PASS"),
-    "mifare": (lambda: cards.classic("12345678", expiry=20991231), None, "PASS"),
+    # name: (factory(issuer keys or None), blocklist category or None, expected verdict with
+    # the health rule on, and with fares: what a purchase adds)
+    "normal": (lambda k=None: cards.normal("3104000012345678", issuer=k), None, "PASS"),
+    "health-hold": (lambda k=None: cards.normal("3104000000000404", issuer=k), "health_hold",
+                    "DENY"),
+    "no-health-info": (lambda k=None: cards.normal("3104000000000405", issuer=k),
+                       "health_unknown", "MANUAL"),
+    "lost": (lambda k=None: cards.lost("3104000000000666", issuer=k), "lost_stolen", "DENY"),
+    "expired": (lambda k=None: cards.expired("3104000000000099", issuer=k), None, "DENY"),
+    "concession": (lambda k=None: cards.concession("3104000000000042", issuer=k), None,
+                   "PASS"),
+    "phone": (lambda k=None: cards.phone("3104000077777777", issuer=k), None, "PASS"),
+    "mifare": (lambda k=None: cards.classic("12345678", expiry=20991231), None, "PASS"),
+    # fares (config psam): a clone (a real card's number, no keys), too little money to
+    # enter, a card pulled away in the middle of its purchase (press again: it is finished)
+    "clone": (lambda k=None: cards.normal("3104000088880001"), None, "DENY"),  # a real
+    # card's number (issued, on no list) in a card or phone app without the purse keys
+    "low-balance": (lambda k=None: cards.normal("3104000000000123", issuer=k, balance=100),
+                    None, "DENY"),
+    "pulled": (lambda k=None: cards.normal("3104000000000777", issuer=k), None, "DENY"),
 }
+FARE_ONLY = ("clone", "low-balance", "pulled")  # PASS on a read-only reader
 CODES = ("valid", "expired", "forged", "replayed", "screenshot")
 
 PROVISION = '''
@@ -75,7 +89,7 @@ def run():
 
 class Station:
     def __init__(self, workdir="var/emulator", nfc="hsu", accelerated=False, health_rule=True,
-                 fresh=False, heapsize="192k"):
+                 fresh=False, heapsize="192k", fares=True):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if fresh and (self.dir / "flash.img").exists():
@@ -93,10 +107,16 @@ class Station:
         self.qr = scanengine.install(self.hw)
         self._counter = 0
         self._last_code = None
+        self.fares = fares  # a PSAM in the slot and a fare table: every card tap a purchase
+        self.psam = None
+        self._pulled = None  # the card pulled mid-purchase, until it is presented again
         self.server = None  # the station update server (start_server)
         self.url = None
         self._port = 0
         self._demo_keys()
+        if fares:
+            self.psam = psam.Psam(self.card_keys, terminal_for(101, 7))
+            self.sam_slot = psam.install(self.hw, self.psam)
 
     # -- demo secrets, generated locally on first run --------------------------------------
     def _demo_keys(self):
@@ -112,6 +132,9 @@ class Station:
         self.root = codes.load_key(k / "rides-root.json")
         self.issuer = codes.load_key(k / "rides-issuer.json")
         self._certs = {}  # (account, kind) -> RC2 certificate
+        if not (k / "issuer.json").exists():  # the card issuer's master keys (back office)
+            (k / "issuer.json").write_text(pboc.IssuerKeys.generate().to_json())
+        self.card_keys = pboc.IssuerKeys.from_json((k / "issuer.json").read_text())
 
     def now(self):
         """UTC seconds on the reader's clock (what its RTC says now)."""
@@ -136,6 +159,8 @@ class Station:
                     "no_list_action": "manual", "qr_baud": 115200}, **(cfg or {}))
         if self.server is not None:
             cfg.update(sync_url=self.url, sync_period_s=5)
+        if self.fares:
+            cfg["psam"] = True
         d = self.dir / "provision"
         put = d / "put"
         put.mkdir(parents=True, exist_ok=True)
@@ -155,6 +180,11 @@ class Station:
         (put / "keys__upload.key").write_text(reader_keys.reader_file(cfg["reader_id"], kid,
                                                                        key))
         (d / "list.img").write_bytes(self.list_image(seq, extra))
+        if self.fares:
+            sm_path, data = table.publish(self.dir / "fares", table.DEMO, 1,
+                                          self.keys / "blocklist.pem")
+            (put / "fares.sm").write_bytes(sm_path.read_bytes())
+            (put / "fares.bin").write_bytes(data)
         (d / "provision.py").write_text(textwrap.dedent(PROVISION % seq))
         code, out = self.reader.run(entry="provision", extra_path=d, timeout=300)
         if code != 0 or not any("PROVISIONED" in x for x in out):
@@ -166,8 +196,11 @@ class Station:
 
     def start(self, timeout=60):
         self.reader.boot(entry="main")
-        return self.reader.wait_for(lambda s: " gate ready " in s or " app ready " in s,
-                                    timeout=timeout)
+        ready = self.reader.wait_for(lambda s: " gate ready " in s or " app ready " in s,
+                                     timeout=timeout)
+        if self.fares:  # the PSAM activated (ATR, PPS, terminal number): cards can pay
+            self.reader.wait_for(lambda s: " fare psam " in s, timeout=timeout)
+        return ready
 
     # -- riders -------------------------------------------------------------------------
     def present(self, name, hold_ms=600, passes=None):
@@ -181,7 +214,16 @@ class Station:
         factory, _cat, expect = CARDS[name]
         if not self.health_rule and name in ("health-hold", "no-health-info"):
             expect = "PASS"
-        card = factory()
+        if not self.fares and name in FARE_ONLY:
+            expect = "PASS"  # a read-only reader cannot tell
+        card = factory(self.card_keys if self.fares else None)
+        if name == "pulled" and self.fares:
+            if self._pulled is None:  # first press: pulled away while its DEBIT runs
+                card.tear_after = 0x54
+                self._pulled = card
+            else:  # the same card again: the purchase is finished, the gate opens
+                card, self._pulled = self._pulled, None
+                expect = "PASS"
         self.nfc.field.present(card)
         self.nfc.field.remove(card, delay_ms=hold_ms)
         if passes if passes is not None else expect == "PASS":

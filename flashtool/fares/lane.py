@@ -61,7 +61,7 @@ class Lane:
         (put / "config.json").write_text(json.dumps(conf))
         (put / "keys__list.pub").write_text(json.dumps({"role": "list", "n": hex(n), "e": e}))
         if spec is not None:
-            sm_path, data = table.publish(self.dir / "fares", spec, fares_version, pem)
+            sm_path, data = table.publish(self.dir / "published", spec, fares_version, pem)
             shutil.copy(sm_path, put / "fares.sm")
             (put / "fares.bin").write_bytes(data)
         for name, data in (files or {}).items():  # "keys__app.pub" -> /keys/app.pub

@@ -8,7 +8,8 @@ Spec (JSON or dict):
      "beyond": [20, 1],                                      +1 yuan per 20 km after that
      "concessions": {"5": 50, "6": 0},                       card type -> percent paid
      "entry_charge": 0, "cap": 0, "penalty": 8, "transfer_min": 0,
-     "max_trip_min": 240, "overtime": 3, "flat": 2}          yuan (penalty: no entry record)
+     "max_trip_min": 240, "overtime": 3, "flat": 2,          yuan (penalty: no entry record;
+     "min_balance": 3}                                       min_balance: needed to enter)
 A station on two lines is an interchange; distances are shortest paths over the lines.
 """
 
@@ -38,6 +39,7 @@ DEMO = {
     "max_trip_min": 240,
     "overtime": 3,
     "flat": 2,
+    "min_balance": 3,  # the lowest fare: a card with less cannot pay its way out
 }
 
 
@@ -85,11 +87,12 @@ def build(spec, version):
         raise ValueError("bands must ascend (1 to 32 of them)")
     step, add = spec.get("beyond", [0, 0])
     conc = sorted((int(t), int(p)) for t, p in spec.get("concessions", {}).items())
-    head = struct.pack(">4sIHBBHHHHHHHHH2x", MAGIC, version, len(ids), len(bands), len(conc),
+    head = struct.pack(">4sIHBBHHHHHHHHHH", MAGIC, version, len(ids), len(bands), len(conc),
                        fen(spec.get("entry_charge", 0)), fen(spec.get("cap", 0)),
                        fen(spec.get("penalty", 0)), int(spec.get("transfer_min", 0)) * 60,
                        int(spec.get("max_trip_min", 0)), fen(spec.get("overtime", 0)),
-                       int(round(step * 10)), fen(add), fen(spec.get("flat", 0)))
+                       int(round(step * 10)), fen(add), fen(spec.get("flat", 0)),
+                       fen(spec.get("min_balance", 0)))
     body = b"".join(struct.pack(">HH", *b) for b in bands)
     t = b"".join(struct.pack(">BB", *c) for c in conc)
     body += t + (b"\0\0" if len(t) & 2 else b"")

@@ -17,7 +17,7 @@ def register(sub):
     p.add_argument("--fresh", action="store_true", help="start from a blank flash image")
     p.add_argument("--health-off", action="store_true", help="run with the health rule off")
     p.add_argument("--script", help="commands separated by ';' (card NAME, code KIND, ...)")
-    p.add_argument("--scenario", choices=NAMES)
+    p.add_argument("--scenario", choices=NAMES + ("fare-day",))
     p.add_argument("--riders", type=int, default=2000)
     p.add_argument("--report", help="write a self-contained HTML report here")
     p.set_defaults(func=run)

@@ -52,7 +52,8 @@ class Purchase:
     def __init__(self, card, sam):
         self.card = card
         self.sam = sam
-        self.cmd = bytearray(48)
+        self.cmd = bytearray(48)  # card commands
+        self.scmd = bytearray(40)  # PSAM commands (in flight while the card works)
         self.rsp = bytearray(40)
         self.terminal = bytearray(6)  # the PSAM's terminal number (sam_open)
         self.serial = bytearray(8)  # the card's application serial (set by the caller)
@@ -91,16 +92,19 @@ class Purchase:
         return got
 
     def _sam(self, n, want, step):
+        yield from self.sam.transmit(self.scmd, n)
+        return self._sam_check(want, step)
+
+    def _sam_check(self, want, step):
         sam = self.sam
-        got = yield from sam.transmit(self.cmd, n)
         if sam.sw != SW_OK:
             raise SamRefused(step, sam.sw)
-        if want >= 0 and got != want:
+        if want >= 0 and sam.rlen != want:
             raise BadResponse(step)
-        return got
+        return sam.rlen
 
-    def _head(self, cla, ins, p1, p2, lc):
-        c = self.cmd
+    def _head(self, cla, ins, p1, p2, lc, c=None):
+        c = self.cmd if c is None else c
         c[0] = cla
         c[1] = ins
         c[2] = p1
@@ -110,17 +114,26 @@ class Purchase:
     # -- PSAM --------------------------------------------------------------------------------
     def sam_open(self):
         """Generator: the PSAM's terminal number, then select its purchase application."""
-        self._head(0x00, 0xB0, 0x96, 0x00, 0x06)
+        c = self.scmd
+        self._head(0x00, 0xB0, 0x96, 0x00, 0x06, c)
         yield from self._sam(5, 6, "terminal number")
         _copy(self.terminal, 0, self.sam.resp, 0, 6)
-        self._head(0x00, 0xA4, 0x00, 0x00, 0x02)
-        _copy(self.cmd, 5, DF_PURCHASE, 0, 2)
+        self._head(0x00, 0xA4, 0x00, 0x00, 0x02, c)
+        _copy(c, 5, DF_PURCHASE, 0, 2)
         yield from self._sam(7, -1, "select")
 
     def sam_mac1(self):
         """Generator: INIT SAM FOR PURCHASE: TTN and MAC1 for what initialize() returned."""
-        c = self.cmd
-        self._head(0x80, 0x70, 0x00, 0x00, 0x1C)
+        self.sam_mac1_start()
+        while not self.sam.poll():
+            yield
+        self.sam_mac1_done()
+
+    def sam_mac1_start(self):
+        """The same in two halves, so the card can work meanwhile (it is on another bus):
+        start here, poll the `sam` until True, then sam_mac1_done()."""
+        c = self.scmd
+        self._head(0x80, 0x70, 0x00, 0x00, 0x1C, c)
         _copy(c, 5, self.rand, 0, 4)
         c[9] = self.counter >> 8
         c[10] = self.counter & 0xFF
@@ -132,7 +145,10 @@ class Purchase:
         c[24] = self.alg
         _copy(c, 25, self.serial, 0, 8)
         c[33] = 0x08
-        yield from self._sam(34, 8, "MAC1")
+        self.sam.start(c, 34)
+
+    def sam_mac1_done(self):
+        self._sam_check(8, "MAC1")
         r = self.sam.resp
         _copy(self.ttn, 0, r, 0, 4)
         _copy(self.mac1, 0, r, 4, 4)
@@ -140,8 +156,9 @@ class Purchase:
     def sam_mac2(self):
         """Generator: CREDIT SAM FOR PURCHASE: the PSAM checks the card's MAC2 (SamRefused
         with 9302 when it is wrong: the card is not genuine)."""
-        self._head(0x80, 0x72, 0x00, 0x00, 0x04)
-        _copy(self.cmd, 5, self.mac2, 0, 4)
+        c = self.scmd
+        self._head(0x80, 0x72, 0x00, 0x00, 0x04, c)
+        _copy(c, 5, self.mac2, 0, 4)
         yield from self._sam(9, 0, "MAC2")
 
     # -- card --------------------------------------------------------------------------------

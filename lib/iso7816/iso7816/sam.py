@@ -84,6 +84,7 @@ class Sam:
         self._ins = 0
         self._retry = 0
         self._deadline = 0
+        self._tx_end = 0
         self._next_tx = 0
         self._char_us = 1250
         self._pace_us = 0
@@ -158,6 +159,7 @@ class Sam:
             self._rw = w
             self._echo_n += n
         self._deadline = self.clock.ticks_add(now, n * self._char_us + self._wwt_us)
+        self._tx_end = self.clock.ticks_add(now, n * self._char_us)
 
     def _flush(self, now):
         """Send what is queued: at once, or one character at a time when TC1 asks for extra
@@ -317,6 +319,13 @@ class Sam:
         self.sw = sw1 << 8 | b
         self._st = _DONE
         return True
+
+    def wait_ms(self):
+        """How long a caller may sleep before polling again: until our own characters are on
+        the wire and one answer character could be back (at least 1 ms). Polling sooner finds
+        nothing; the ESP32 sleeps instead."""
+        d = self.clock.ticks_diff(self._tx_end, self.clock.ticks_us()) + self._char_us
+        return d // 1000 if d > 1000 else 1
 
     def _bad(self, b):
         self._st = _IDLE
