@@ -138,6 +138,9 @@ def test_attack_corpus_each_refused_with_its_own_reason_nothing_charged(lanes):
 
 
 def test_fare_rules(lanes):
+    broke = card(balance=250)  # below the table's minimum to enter (3 yuan)
+    got = tap(lanes["in"], broke)
+    assert (got["verdict"], got["reason"]) == ("DENY", "LOW_BALANCE") and not broke.purse.debits
     poor = card(balance=300)
     assert tap(lanes["in"], poor)["verdict"] == "PASS"
     got = tap(lanes["out"], poor)
