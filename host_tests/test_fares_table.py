@@ -6,16 +6,15 @@ server through sync taking effect on a running fare gate."""
 
 import json
 import shutil
-import threading
-import time
 
 import pytest
 
-from flashtool.fares import table
+from flashtool.fares import records, settle, table
 from flashtool.fares.lane import Lane, list_key
 from flashtool.release.keys import keygen
 from flashtool.release.sign import sign_body, sign_index
-from flashtool.server.httpd import make_server
+from flashtool.server import keys as reader_keys
+from flashtool.server.app import StationServer
 from sim import cards, pboc
 
 LOAD = r'''
@@ -122,21 +121,25 @@ def test_rejects(mp, signed, tmp_path):
 
 def test_a_new_table_arrives_through_sync(tmp_path):
     """A running exit gate gets fare table version 2 from the station server (in the index,
-    like a list) and charges by it at the next tap."""
+    like a list) and charges by it at the next tap; its purchase records reach the server,
+    which takes the new record kinds, and `settle` finds the TAC good in the server's store."""
     keys = tmp_path / "keys"
     keygen(keys, "app")
     pem, _ = list_key(keys)
     pub = tmp_path / "pub"
-    srv = make_server(pub, tmp_path / "station", "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    pub.mkdir()
     spec2 = dict(table.DEMO, bands=[[6, 3], [12, 7], [22, 8], [32, 9]])
     table.publish(pub, spec2, 2, pem)
     sign_index(pub, 1, keys / "app.pem")
+    data = tmp_path / "station"
+    kid, key, _ = reader_keys.issue(data / "readers.json", "F1")
+    srv = StationServer(pub, data, port=0)
+    url = srv.start()
     issuer = pboc.IssuerKeys.from_seed("sync-fares")
-    url = "http://127.0.0.1:%d" % srv.server_address[1]
     lane = Lane(tmp_path / "lane", 104, "exit", issuer, keys, accelerated=False,
                 cfg={"sync_url": url, "sync_period_s": 5, "reader_id": "F1"},
-                files={"keys__app.pub": (keys / "app.pub").read_bytes()})
+                files={"keys__app.pub": (keys / "app.pub").read_bytes(),
+                       "keys__upload.key": reader_keys.reader_file("F1", kid, key).encode()})
     try:
         lane.start()
         lane.reader.wait_for(lambda s: " sync fares version=2" in s, timeout=60)
@@ -147,8 +150,11 @@ def test_a_new_table_arrives_through_sync(tmp_path):
                            + t.to_bytes(4, "big") + b"\0\0")
         got = lane.tap(c)
         assert (got["verdict"], got["fare"]) == ("PASS", 700)  # 7.3 km: band 2 of version 2
-        time.sleep(0.1)
+        lane.reader.wait_for(lambda s: " sync upload " in s and " backlog=0" in s, timeout=60)
     finally:
         lane.close()
-        srv.shutdown()
-        srv.server_close()
+        srv.stop()
+    s = settle.settle(settle.load(db=str(data / "station.db")), issuer)
+    assert s["purchases"] == 1 and s["amount"] == 700 and s["tac_failures"] == []
+    assert list(s["by_station"]) == [(104, 1)]
+    assert records.purchases(records.from_image(lane.reader.image))[0]["amount"] == 700

@@ -219,7 +219,7 @@ class Station:
         card = factory(self.card_keys if self.fares else None)
         if name == "pulled" and self.fares:
             if self._pulled is None:  # first press: pulled away while its DEBIT runs
-                card.tear_after = 0x54
+                card.tear_in = (0x54, 22)  # DEBIT (21 bytes) done, its answer lost
                 self._pulled = card
             else:  # the same card again: the purchase is finished, the gate opens
                 card, self._pulled = self._pulled, None

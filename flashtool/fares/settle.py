@@ -4,12 +4,11 @@ settlement summary: fares per station and card type, TAC failures, incomplete re
 purchases finished by GET TRANSACTION PROVE.
 
 Records come as the readers uploaded them (32-byte records with their kind and CRC; pairing
-by sequence number per reader): from the station server's data directory (journal-<reader>.jsonl
-lines `[seq, hex]`), from raw record files (`<reader>.bin`: concatenated records), or from
-readers' flash images (the journal partition).
+by sequence number per reader and journal epoch): from the station server's store (its SQLite
+file or a PostgreSQL DSN), from raw record files (`<reader>.bin`: concatenated records), or
+from readers' flash images (the journal partition).
 """
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,14 +22,20 @@ from sim import pboc  # noqa: E402  (the purchase cryptography, written once)
 CARD_TYPES = {1: "normal", 5: "student", 6: "elderly"}
 
 
-def load(server=None, raw=(), images=()):
-    """{reader: [raw records]} from the given sources."""
+def load(db=None, raw=(), images=()):
+    """{reader (or reader/epoch): [raw records]} from the given sources."""
     out = defaultdict(list)
-    if server:
-        for f in sorted(Path(server).glob("journal-*.jsonl")):
-            rid = f.stem[len("journal-"):]
-            for line in f.read_text().splitlines():
-                out[rid].append(bytes.fromhex(json.loads(line)[1]))
+    if db:
+        from flashtool.server.store import open_store
+
+        store = open_store(db)
+        conn = store.connect()
+        try:
+            for rid in store.fleet(conn):
+                for epoch, _seq, rec in store.records_of(conn, rid):
+                    out["%s/%d" % (rid, epoch)].append(rec)
+        finally:
+            conn.close()
     for p in raw:
         data = Path(p).read_bytes()
         out[_name(out, p)] = [data[i:i + 32] for i in range(0, len(data) - 31, 32)]
@@ -61,7 +66,7 @@ def settle(by_reader, issuer):
     fails, incomplete = [], []
     n = amount = recovered = unchecked = bad_crc = 0
     for rid, recs in sorted(by_reader.items()):
-        bad_crc += sum(1 for r in recs if not records.valid(r))
+        bad_crc += sum(1 for r in recs if records.valid(r) is not None)
         for p in records.purchases(recs):
             if p.get("incomplete"):
                 incomplete.append((rid, p["seq"]))

@@ -25,10 +25,30 @@ def _verdict(raw):
     return {"seq": seq, "time": t, "key": key, "verdict": _name(VERDICTS, verdict),
             "reason": _name(reason_names(), reason), "mode": _name(MODES, mode),
             "list": list_seq, "kind": kind, "category": category, "ms": ms,
-            "station": station}
+            "station": station, "proof": _name(PROOFS, raw[26])}
 
 
-KINDS = {0x52: ("verdict", _verdict)}
+def _purchase(raw):
+    """An e-purse purchase, first half (0x50): what the TAC covers besides the amount."""
+    return {"seq": seq(raw), "flags": raw[1], "alg": raw[2], "key_version": raw[3],
+            "serial": raw[8:16].hex(), "ttn": raw[16:20].hex(), "tac": raw[20:24].hex(),
+            "local_s": int.from_bytes(raw[24:28], "little")}
+
+
+def _purchase2(raw):
+    """Its second half (0x51, the next sequence number)."""
+    bal = int.from_bytes(raw[17:20], "little")
+    return {"seq": seq(raw), "card_type": raw[1], "kind": raw[2], "terminal": raw[8:14].hex(),
+            "amount": int.from_bytes(raw[14:17], "little"),
+            "balance_after": bal - (1 << 24) if bal & 0x800000 else bal,
+            "counter": int.from_bytes(raw[20:22], "little"),
+            "station": int.from_bytes(raw[22:24], "little"),
+            "origin": int.from_bytes(raw[24:26], "little")}
+
+
+KINDS = {0x52: ("verdict", _verdict), 0x50: ("purchase", _purchase),
+         0x51: ("purchase2", _purchase2)}
+PROOFS = {0xFF: "-", 0: "unauthenticated", 1: "purchase"}  # verdict byte 26
 VERDICTS = {1: "PASS", 2: "DENY", 3: "MANUAL", 4: "EVENT"}
 MODES = {0: "normal", 1: "manual", 2: "emergency", 3: "closed"}
 

@@ -13,7 +13,8 @@
 * Any ISO-DEP card can be torn: `tear_at = k` cuts power after byte k of what it exchanges
   from then on (command bytes in, answer bytes out): a command cut before its last byte is not
   executed, one cut in its answer was executed and the answer is lost; either way the card is
-  silent until it leaves the field. `tear_after = INS` tears in the answer of that command.
+  silent until it leaves the field. `tear_in = (INS, k)` counts k from the first command with
+  that INS (k = its length + 1: executed, the answer lost).
 * `PhoneCard`: the same application behind a random 4-byte UID (first byte 08) per activation.
 * `ClassicCard`: MIFARE Classic 1K. Crypto1 is not modelled: authentication checks key A/B of
   the sector and the last 4 UID bytes. PROJECT CONVENTION (`MIFARE_BLOCK`, key `MIFARE_KEY`):
@@ -103,18 +104,18 @@ class IsoDepCard(Card):
     apdu_us = 3000  # card processing time per APDU
 
     tear_at = None  # cut power after this many more exchanged bytes (None: never)
-    tear_after = None  # or: once a command with this INS has been executed (its answer lost)
+    tear_in = None  # (INS, k): tear_at = k from the first command with this INS
     torn = False
 
     def exchange(self, data):
         self.apdus.append(bytes(data))
+        if self.tear_in is not None and len(data) > 1 and data[1] == self.tear_in[0]:
+            self.tear_at = self.tear_in[1]
+            self.tear_in = None
         if self.tear_at is not None and len(data) > self.tear_at:
             return self._tear(len(data))  # power lost before the command was complete
         rsp = self.apdu(bytes(data))
         rf = self.apdu_us + self.work_us(data) + (len(data) + len(rsp)) * 85  # 106 kbps
-        if self.tear_after is not None and len(data) > 1 and data[1] == self.tear_after:
-            self.tear_after = None
-            return self._tear(len(data) + len(rsp))
         if self.tear_at is not None:
             self.tear_at -= len(data)
             if len(rsp) > self.tear_at:
