@@ -73,16 +73,19 @@ def run(args):
           "1 ms polling waits included) + SAM wire (T=0 at the PPS rate) + SAM processing "
           "(stated model: MAC1 12 ms 3DES / 16 ms SM4, MAC2 5 / 7 ms); %d taps per row, ms"
           % (CPU_FACTOR, taps))
-    print("%-6s %-10s %7s %7s %9s %9s %11s %11s" % (
-        "tap", "card", "CPU p50", "NFC p50", "SAM wire", "SAM proc", "ESP32 p50", "ESP32 p95"))
-    makers = {"cpu-3des": lambda n: cards.tunion("3106%012d" % n, issuer=issuer),
-              "cpu-sm4": lambda n: cards.tunion("3107%012d" % n, issuer=issuer,
-                                                alg=pboc.ALG_SM4),
-              "phone": lambda n: cards.phone("3108%012d" % n, seed=n, issuer=issuer)}
-    worst = 0.0
+    print("%-6s %-17s %7s %7s %9s %9s %11s %11s" % (
+        "tap", "card, PN532 HSU", "CPU p50", "NFC p50", "SAM wire", "SAM proc", "ESP32 p50",
+        "ESP32 p95"))
+    makers = [("cpu-3des", 115200, lambda n: cards.tunion("3106%012d" % n, issuer=issuer)),
+              ("cpu-sm4", 115200, lambda n: cards.tunion("3107%012d" % n, issuer=issuer,
+                                                         alg=pboc.ALG_SM4)),
+              ("phone", 115200, lambda n: cards.phone("3108%012d" % n, seed=n, issuer=issuer)),
+              ("cpu-3des", 921600, lambda n: cards.tunion("3109%012d" % n, issuer=issuer)),
+              ("phone", 921600, lambda n: cards.phone("3110%012d" % n, seed=n, issuer=issuer))]
+    worst = {115200: 0.0, 921600: 0.0}
     with tempfile.TemporaryDirectory(prefix="bench-fares-") as tmp:
         tmp = Path(tmp)
-        for name, make in makers.items():
+        for name, baud, make in makers:
             made = {}
 
             def card(i, make=make, made=made):
@@ -91,17 +94,19 @@ def run(args):
                 return made[i]
 
             for station, direction in ((101, "entry"), (104, "exit")):
-                lane = Lane(tmp / ("%s-%s" % (name, direction)), station, direction, issuer,
-                            tmp / "keys", epoch=1_767_000_000 + (900 if station == 104 else 0))
+                lane = Lane(tmp / ("%s-%d-%s" % (name, baud, direction)), station, direction,
+                            issuer, tmp / "keys", cfg={"nfc_baud": baud},
+                            epoch=1_767_000_000 + (900 if station == 104 else 0))
                 try:
                     s = split(bench_lane(lane, card, taps))
                 finally:
                     lane.close()
                 est = [x[4] for x in s]
-                worst = max(worst, _pct(est, 95))
-                print("%-6s %-10s %7.2f %7.1f %9.1f %9.1f %11.1f %11.1f" % (
-                    direction, name, statistics.median(x[0] for x in s),
+                worst[baud] = max(worst[baud], _pct(est, 95))
+                print("%-6s %-17s %7.2f %7.1f %9.1f %9.1f %11.1f %11.1f" % (
+                    direction, "%s %d" % (name, baud), statistics.median(x[0] for x in s),
                     statistics.median(x[1] for x in s), statistics.median(x[2] for x in s),
                     statistics.median(x[3] for x in s), _pct(est, 50), _pct(est, 95)))
-    print("      budget: whole entry / exit <= 300 ms p95 (aim 200) -> worst p95 %.1f ms %s" % (
-        worst, "MET" if worst <= 300 else "NOT MET"))
+    for baud, w in worst.items():
+        print("      budget: whole entry / exit <= 300 ms p95 (aim 200), HSU %d -> worst p95 "
+              "%.1f ms %s" % (baud, w, "MET" if w <= 300 else "NOT MET"))
