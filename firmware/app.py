@@ -201,12 +201,14 @@ class App:
             self.gate.admit()
         self.feedback.signal(v, r, cred.fare, cred.balance)
         self.taps += 1
-        log.info("verdict", "seq=%d kind=%d verdict=%s reason=%s ms=%d mode=%s", seq,
-                 cred.kind, R.VERDICT_NAMES[v], R.name(r), clock.ticks_diff(clock.ticks_ms(), t0),
-                 decision.MODES[d.mode])
-        if cred.nrec:
-            log.info("fare", "seq=%d fare=%d balance=%d records=%d", seq, cred.fare,
-                     cred.balance, cred.nrec)
+        ms = clock.ticks_diff(clock.ticks_ms(), t0)
+        if cred.nrec:  # one line per verdict: with the purchase when there was one
+            log.info("verdict", "seq=%d kind=%d verdict=%s reason=%s ms=%d mode=%s fare=%d "
+                     "balance=%d records=%d", seq, cred.kind, R.VERDICT_NAMES[v], R.name(r), ms,
+                     decision.MODES[d.mode], cred.fare, cred.balance, cred.nrec)
+        else:
+            log.info("verdict", "seq=%d kind=%d verdict=%s reason=%s ms=%d mode=%s", seq,
+                     cred.kind, R.VERDICT_NAMES[v], R.name(r), ms, decision.MODES[d.mode])
         return v
 
     async def decide_loop(self):

@@ -58,11 +58,6 @@ class LogState:
         if event == "verdict":
             self.verdicts.appendleft((time.strftime("%H:%M:%S"), kv))
             self.journal["seq"] = kv.get("seq")
-        elif tag == "gate" and event == "fare":  # the purchase of the verdict just shown
-            for _, v in self.verdicts:
-                if v.get("seq") == kv.get("seq"):
-                    v.update(fare=kv.get("fare"), balance=kv.get("balance"))
-                    break
         elif tag == "fare" and event == "psam" or (tag == "app" and event == "fares"):
             self.fares.update(kv)
         elif event == "ready":

@@ -18,8 +18,8 @@ use_host_board()
 from sim import pn532, psam  # noqa: E402
 from sim.runner import WORKLOADS, Reader  # noqa: E402
 
-_VERDICT = re.compile(r" gate verdict seq=(\d+) kind=(\d+) verdict=(\w+) reason=(\w+) ms=(\d+)")
-_FARE = re.compile(r" gate fare seq=(\d+) fare=(-?\d+) balance=(-?\d+) records=(\d+)")
+_VERDICT = re.compile(r" gate verdict seq=(\d+) kind=(\d+) verdict=(\w+) reason=(\w+) ms=(\d+)"
+                      r" mode=\w+(?: fare=(-?\d+) balance=(-?\d+))?")
 
 
 def list_key(directory):
@@ -94,15 +94,13 @@ class Lane:
                 if m:
                     got = {"seq": int(m.group(1)), "kind": int(m.group(2)),
                            "verdict": m.group(3), "reason": m.group(4), "ms": int(m.group(5))}
+                    if m.group(6) is not None:  # a purchase was journalled
+                        got.update(fare=int(m.group(6)), balance=int(m.group(7)))
                     break
             if got is None:
                 if time.monotonic() > end or r.proc.poll() is not None:
                     raise TimeoutError("no verdict:\n" + r.tail())
                 time.sleep(0.005)
-        for line in r.output[start:]:
-            m = _FARE.search(line)
-            if m and int(m.group(1)) == got["seq"]:
-                got.update(fare=int(m.group(2)), balance=int(m.group(3)))
         self.nfc.field.remove(card)
         self.taps.append(got)
         return got
