@@ -12,7 +12,7 @@ import re
 import pytest
 
 VERDICT = re.compile(r"^I (\d+) gate verdict seq=(\d+) kind=(\d+) verdict=(\w+) reason=(\w+) "
-                     r"ms=(\d+) mode=(\w+)$")
+                     r"ms=(\d+) mode=(\w+)(?: fare=-?\d+ balance=-?\d+ records=\d+)?$")
 
 # The workload module (mounted at /extra): the real App, a list-store stand-in with the real
 # method names, ride-code result numbers, and a feeder following /extra/scenario.json.
