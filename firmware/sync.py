@@ -1,6 +1,6 @@
-"""Sync with the station update server over plain HTTP/1.1 on asyncio streams: fetch the signed
-index, install what is new (app bundle into the inactive slot, lists through the list store),
-upload journal batches, report status, back off on failure.
+"""Sync with the station update server over HTTP/1.1 on asyncio streams (TLS for an https://
+URL, see below): fetch the signed index, install what is new (app bundle into the inactive
+slot, lists through the list store), upload journal batches, report status, back off on failure.
 
 Everything fetched is checked before use: the index by its signature, each artefact manifest by
 the hash the index signed for it (no mixing releases) and its own signature, each file by its
@@ -22,6 +22,13 @@ provisioning): HMAC-SHA256 over method, path, reader id, key id, boot epoch (/ot
 at every boot), a request counter and the body (`_sign`; the server's flashtool/server/auth.py
 checks the same bytes). The journal cursor moves only to what the server says it committed; a
 record the server refuses (422: bad CRC, unknown kind) stays in the journal.
+
+TLS (sync_url https://) adds what signatures cannot: nobody on the station LAN reads the
+records or forges the server's answers ("acked") to make a reader drop them. The server must
+prove it holds the key of the certificate pinned at provisioning (STATION_CERT: the station's
+self-signed certificate or its CA, DER); its name (the URL's host) and dates are checked by
+mbedTLS; there is no fallback to plain HTTP and no other trust store. A refused handshake is a
+SyncError E_TLS, raised before a byte of the request is sent.
 """
 
 import asyncio
@@ -49,6 +56,7 @@ INDEX_TAG = "/ota/index.tag"  # the server's ETag for it (conditional GET: 304 w
 UPLOAD_KEY = "/keys/upload.key"  # {"reader", "kid", "key": hex}: this reader's upload key
 BOOT = "/ota/boot"  # boot epoch of the signed requests: one more at every boot
 FIRMWARE = "/ota/firmware"  # version of the last full-firmware image staged
+STATION_CERT = "/keys/station.der"  # pinned station certificate (or CA) for https:// (DER)
 _HDR_MAX = const(1024)
 # Progress records are written to LittleFS every CHECKPOINT bytes durably in flash (a whole
 # number of sectors; not per chunk: flash wear) and when a transfer breaks; a power cut costs at
@@ -64,6 +72,8 @@ class SyncError(OSError):
 
 E_HTTP = 71  # EPROTO: malformed reply or cut body (a transfer that broke: resumable)
 E_STATUS = 74  # EBADMSG: an unexpected status (e.g. 200 where a Range asked for 206): refused
+E_TLS = 13  # EACCES: https and the server is not the pinned station (or nothing is pinned)
+_NOT_TLS = const(-0x7200)  # MBEDTLS_ERR_SSL_INVALID_RECORD: the bytes that came back were not TLS
 
 
 def _refused(e):
@@ -84,7 +94,8 @@ class Sync:
         self.lists = lists
         self.fares = None  # the fare path (ticketing.Ticketing) when the reader charges fares
         self.on_app_ready = on_app_ready or board.reset
-        self.host, self.port, self.prefix = parse_url(cfg["sync_url"])
+        self.host, self.port, self.prefix, self.tls = parse_url(cfg["sync_url"])
+        self._ctx = None  # the TLS client context (https), made once
         self.rid = cfg["reader_id"]
         self.buf = bytearray(_BUF)
         self.etag = None  # of the last response
@@ -436,6 +447,25 @@ class Sync:
         return "Reader %s %d %d %d %s" % (self.rid, kid, self._boot, self._ctr, mac)
 
     # --- HTTP -----------------------------------------------------------------------------------
+    def _tls(self):
+        """The client context for https: the pinned station certificate as the only trust
+        anchor, the server's certificate required (chain, name, dates: mbedTLS)."""
+        if self._ctx is None:
+            der = files.read(STATION_CERT)
+            if der is None:
+                raise SyncError(E_TLS, "https needs a pinned station certificate in "
+                                + STATION_CERT)
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            try:
+                ctx.load_verify_locations(cadata=der)
+            except ValueError as e:
+                raise SyncError(E_TLS, "%s unusable: %s" % (STATION_CERT, e)) from None
+            self._ctx = ctx
+        return self._ctx
+
     async def get_small(self, path, cap, etag=None):
         """A small file, capped; None when the server says it is unchanged (etag)."""
         r, w, status, length = await self.request("GET", path, etag=etag)
@@ -466,7 +496,8 @@ class Sync:
                       jepoch=None):
         """Send one request (Connection: close); returns (reader, writer, status, length)
         and keeps the reply's ETag in self.etag."""
-        r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
+        ctx = self._tls() if self.tls else None
+        r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port, ctx),
                                          TIMEOUT_MS)
         self.etag = None
         try:
@@ -483,10 +514,18 @@ class Sync:
             if body is not None:
                 head += "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n" % len(
                     body)
-            w.write(head.encode() + b"\r\n")
-            if body is not None:
-                w.write(body)
-            await asyncio.wait_for_ms(w.drain(), TIMEOUT_MS)
+            try:  # with TLS the handshake runs here, before any of these bytes leave
+                w.write(head.encode() + b"\r\n")
+                if body is not None:
+                    w.write(body)
+                await asyncio.wait_for_ms(w.drain(), TIMEOUT_MS)
+            except (ValueError, OSError) as e:
+                if ctx is None or (isinstance(e, OSError) and e.errno > 0):
+                    raise  # plain HTTP, or the connection itself (refused, reset)
+                why = " ".join(str(a) for a in e.args).strip()
+                if e.args and e.args[0] == _NOT_TLS:
+                    why += " (the server does not speak TLS)"
+                raise SyncError(E_TLS, "TLS to %s refused: %s" % (self.host, why)) from None
             line = await asyncio.wait_for_ms(r.readline(), TIMEOUT_MS)
             parts = line.split(None, 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
@@ -545,11 +584,12 @@ async def _close(w):
 
 
 def parse_url(url):
-    """'http://host:port/prefix' -> (host, port, prefix). Plain HTTP only: integrity comes from
-    the signatures, not the transport."""
-    if not url.startswith("http://"):
-        raise ValueError("sync_url must be http://host[:port][/prefix]")
-    rest = url[7:]
+    """'http[s]://host:port/prefix' -> (host, port, prefix, tls). Integrity comes from the
+    signatures either way; https adds confidentiality and a server that must be the station."""
+    tls = url.startswith("https://")
+    if not (tls or url.startswith("http://")):
+        raise ValueError("sync_url must be http[s]://host[:port][/prefix]")
+    rest = url[8 if tls else 7:]
     hostport, _, prefix = rest.partition("/")
     host, _, port = hostport.partition(":")
-    return host, int(port or 80), ("/" + prefix).rstrip("/")
+    return host, int(port or (443 if tls else 80)), ("/" + prefix).rstrip("/"), tls

@@ -4,7 +4,9 @@ injected faults (a reply lost after the commit, a download cut or stalled mid-bo
 
 import asyncio
 import os
+import socket
 import threading
+import time
 
 import pytest
 from aiohttp import web
@@ -22,6 +24,27 @@ def provision_upload_key(kd, reader=READER):
     kid, key, path = ring_keys.issue(kd / "readers.json", reader, out=kd / "readers")
     (kd / "upload.key").write_text(path.read_text())
     return kid, key
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for_line(proc, log, text, timeout=600):
+    """Until the process wrote `text` to its log file (it is ready), or exited. The timeout
+    only catches a start that hangs: a machine loaded by other work makes this slower, never
+    a failure."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            raise RuntimeError("exited %d: %s" % (proc.returncode, log.read_text()[-2000:]))
+        if time.monotonic() > deadline:
+            raise RuntimeError("not ready after %d s: %s" % (timeout, log.read_text()[-2000:]))
+        time.sleep(0.05)
 
 
 class RequestLog:
@@ -99,11 +122,11 @@ class RequestLog:
 
 
 class Kit:
-    def __init__(self, pub, data, kd):
+    def __init__(self, pub, data, kd, ssl=None):
         self.pub = pub
         self.log = RequestLog(pub)
         self.srv = StationServer(pub, data, ring=kd / "readers.json", port=0,
-                                 setup=self.log.setup)
+                                 setup=self.log.setup, ssl=ssl)
         self.url = self.srv.start()
 
     def seqs(self, reader=READER):

@@ -19,7 +19,8 @@ import signedmanifest as sm  # noqa: E402
 CHUNK = 1024
 
 
-def plan(bundle=None, config=None, keys=None, board="host", upload_key=None):
+def plan(bundle=None, config=None, keys=None, board="host", upload_key=None,
+         station_cert=None):
     """[(device path, bytes)] in install order, and the app version (0: no bundle)."""
     out = []
     trusted = {}
@@ -29,7 +30,10 @@ def plan(bundle=None, config=None, keys=None, board="host", upload_key=None):
         out.append(("/keys/" + p.name, p.read_bytes()))
     if config:
         data = Path(config).read_bytes()
-        json.loads(data)  # the reader would refuse it anyway: fail here, before copying
+        site = json.loads(data)  # the reader would refuse it anyway: fail here, before copying
+        if str(site.get("sync_url", "")).startswith("https://") and not station_cert:
+            raise ValueError("the config syncs over https:// but no --station-cert is given: "
+                             "the reader would refuse every connection")
         out.append(("/config.json", data))
     if upload_key:  # the reader's own key for signed uploads (flash.py keygen --reader)
         data = Path(upload_key).read_bytes()
@@ -39,6 +43,10 @@ def plan(bundle=None, config=None, keys=None, board="host", upload_key=None):
         if config and json.loads(Path(config).read_bytes()).get("reader_id") != k["reader"]:
             raise ValueError("upload key is for reader %s, the config names another" % k["reader"])
         out.append(("/keys/upload.key", data))
+    if station_cert:  # the one certificate the reader trusts for https:// (firmware/sync.py)
+        from flashtool.server.tls import pin_bytes
+
+        out.append(("/keys/station.der", pin_bytes(station_cert)))
     version = 0
     if bundle:
         bundle = Path(bundle)
@@ -59,10 +67,10 @@ def plan(bundle=None, config=None, keys=None, board="host", upload_key=None):
 
 
 def deploy(port, bundle=None, config=None, keys=None, board="host", progress=print,
-           upload_key=None):
+           upload_key=None, station_cert=None):
     from mpremote.transport_serial import SerialTransport
 
-    files, version = plan(bundle, config, keys, board, upload_key)
+    files, version = plan(bundle, config, keys, board, upload_key, station_cert)
     total = sum(len(d) for _, d in files)
     t = SerialTransport(port, baudrate=115200)
     try:

@@ -18,6 +18,9 @@ def register(sub):
     p.add_argument("--max-conns", type=int, default=256)
     p.add_argument("--silent-after", type=int, default=600,
                    help="seconds without contact before a reader is flagged silent")
+    p.add_argument("--tls-cert", help="serve https with this certificate (flash.py keygen "
+                   "--station: var/station/tls/station.pem)")
+    p.add_argument("--tls-key", help="the certificate's private key (station.key)")
     p.add_argument("--nginx-conf", metavar="OUT",
                    help="write an nginx configuration for this server to OUT and exit")
     p.add_argument("--listen", default="8080",
@@ -32,8 +35,15 @@ def register(sub):
                 a.nginx_conf, a.dir, a.host, a.port))
             return
         limits = Limits(max_conns=a.max_conns, silent_after=a.silent_after)
+        ctx = None
+        if a.tls_cert or a.tls_key:
+            if not (a.tls_cert and a.tls_key):
+                raise SystemExit("serve: --tls-cert and --tls-key go together")
+            from flashtool.server.tls import server_context
+
+            ctx = server_context(a.tls_cert, a.tls_key)
         srv = StationServer(a.dir, a.data, db=a.db, ring=a.ring, host=a.host, port=a.port,
-                            limits=limits)
+                            limits=limits, ssl=ctx)
 
         def ready(s):
             print("serving %s on %s (fleet page: %s/ ; %s database; key ring %s)" % (
