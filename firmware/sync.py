@@ -28,7 +28,9 @@ records or forges the server's answers ("acked") to make a reader drop them. The
 prove it holds the key of the certificate pinned at provisioning (STATION_CERT: the station's
 self-signed certificate or its CA, DER); its name (the URL's host) and dates are checked by
 mbedTLS; there is no fallback to plain HTTP and no other trust store. A refused handshake is a
-SyncError E_TLS, raised before a byte of the request is sent.
+SyncError E_TLS, raised before a byte of the request is sent. The handshake's ECC work runs in
+C without yielding (about 2 s of ESP32 CPU by the project's estimate, flash.py bench tls), so
+each connection waits for a quiet lane first, as flash-heavy steps do.
 """
 
 import asyncio
@@ -496,7 +498,10 @@ class Sync:
                       jepoch=None):
         """Send one request (Connection: close); returns (reader, writer, status, length)
         and keeps the reply's ETag in self.etag."""
-        ctx = self._tls() if self.tls else None
+        ctx = None
+        if self.tls:
+            ctx = self._tls()
+            await self._quiet()  # the handshake's ECC work runs in C without yielding
         r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port, ctx),
                                          TIMEOUT_MS)
         self.etag = None
