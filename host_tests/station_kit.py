@@ -16,6 +16,7 @@ from flashtool.server.app import StationServer
 
 READER = "R7"  # the reader id boards/host/workloads/otawl.py syncs as
 FAULT = web.RequestKey("fault", bool)  # this request's reply is the injected fault
+STALL_CAP = 300  # s: a stalled reply waits for the reader to hang up, at most this long
 
 
 def provision_upload_key(kd, reader=READER):
@@ -32,6 +33,16 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def until(cond, what="the condition", timeout=600):
+    """Wait for something that happens by itself (a server taking connections, a reader seeing
+    a failure), polled: a loaded machine makes it later, never a failure; the timeout only
+    catches it never happening."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "%s: not after %d s" % (what, timeout)
+        time.sleep(0.02)
 
 
 def wait_for_line(proc, log, text, timeout=600):
@@ -86,9 +97,13 @@ class RequestLog:
             resp.content_length = len(data)
             await resp.prepare(request)
             await resp.write(data[:n])
-            if how == "stall":
-                await asyncio.sleep(2.0)  # the reader's chunk timeout (timeout_ms) ends first
-            request.transport.close()
+            if how == "stall":  # silent until the reader's chunk timeout gives up on it
+                for _ in range(STALL_CAP * 20):
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    await asyncio.sleep(0.05)
+            if request.transport is not None:
+                request.transport.close()
             return resp
         resp = await handler(request)
         if self._take("lose_reply", lambda v: request.path.startswith(v)) is not None:

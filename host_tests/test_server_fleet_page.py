@@ -55,6 +55,7 @@ def test_fleet_page_shows_alarms_and_refreshes_in_place(tmp_path, browser):
         # G03 is in the key ring but never called in: silent
 
         page = browser.new_page(viewport={"width": 1100, "height": 520})
+        page.set_default_timeout(300_000)  # waits end on the event; this only catches a hang
         page.goto(srv.url + "/")
         page.wait_for_selector("#fleet tbody tr[data-reader=G03]")
         page.evaluate("window.__sameDocument = true")
@@ -78,7 +79,7 @@ def test_fleet_page_shows_alarms_and_refreshes_in_place(tmp_path, browser):
         assert g1.report({"app": 4, "list": 13, "backlog": 2})[0] == 200
         page.wait_for_function(
             "document.querySelector('#fleet tbody tr[data-reader=G01] td:nth-child(2)')"
-            ".textContent === '4'", timeout=15000)
+            ".textContent === '4'")
         assert row("G01")[:3] == ["G01", "4", "13"]
         assert page.evaluate("window.__sameDocument") is True  # refreshed in place
         assert page.get_attribute("body", "data-updated") >= stamp

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from station_kit import Kit
+from station_kit import Kit, free_port
 from test_ota_kit import (  # noqa: F401  (fixtures)
     keys,
     ota_reader,
@@ -27,14 +27,6 @@ from test_sync_e2e import sync
 
 from flashtool.release.sign import sign_index
 from flashtool.server.nginx import write_conf
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class CuttingProxy:
@@ -126,18 +118,21 @@ def nginx_station(tmp_path, keys):  # noqa: F811
     pub = tmp_path / "pub"
     pub.mkdir()
     kit = Kit(pub, tmp_path / "station", keys)
-    port = _free_port()
+    port = free_port()
     conf = write_conf(tmp_path / "nginx.conf", pub, "127.0.0.1:%d" % kit.srv.port,
                       "127.0.0.1:%d" % port, prefix=tmp_path / "nginx")
     p = subprocess.Popen(["nginx", "-p", str(tmp_path / "nginx"), "-c", str(conf), "-g",
                           "daemon off;"], stderr=subprocess.PIPE)
-    for _ in range(100):
+    deadline = time.monotonic() + 300  # a hung start only: load makes it late, not failed
+    while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
             break
         except OSError:
             if p.poll() is not None:
                 pytest.fail("nginx did not start: %s" % p.stderr.read().decode())
+            if time.monotonic() > deadline:
+                pytest.fail("nginx not listening after 300 s")
             time.sleep(0.05)
     proxy = CuttingProxy(("127.0.0.1", port))
     yield kit, pub, port, proxy

@@ -390,7 +390,7 @@ class StationServer:
 
         self._thread = threading.Thread(target=run, name="station-server", daemon=True)
         self._thread.start()
-        ready.wait(30)
+        ready.wait()  # no deadline: a loaded machine starts it late, never "not at all"
         if err:
             raise err[0]
         return self.url

@@ -52,7 +52,7 @@ class LocalPostgres:
         opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on "
                 "-c synchronous_commit=on -c max_connections=50" % (self.port, self.base))
         self._run("pg_ctl", "-D", self.data, "-o", opts, "-l",
-                  os.path.join(self.base, "log"), "-w", "start")
+                  os.path.join(self.base, "log"), "-w", "-t", "600", "start")
         return self
 
     @property
@@ -70,7 +70,8 @@ class LocalPostgres:
 
     def stop(self):
         try:
-            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+            # immediate: a throwaway cluster needs no shutdown checkpoint (seconds under load)
+            self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "600", "stop")
         except subprocess.CalledProcessError:
             pass
         for _ in range(20):
