@@ -6,6 +6,8 @@ request, as firmware/sync.py does, and count a record only once its batch is ack
 (after the commit). Both processes share this machine's 2 cores, so the figures are a floor.
 Then 50 readers download one 4 MiB artefact at once while the server's resident memory is
 sampled. SQLite always; PostgreSQL when Debian's postgresql is installed (a throwaway cluster).
+SQLite once more with the server speaking TLS (`serve --tls-cert`, a station certificate of
+`keygen --station`): every request a new handshake, as the reader makes one, and no sendfile.
 """
 
 import asyncio
@@ -33,11 +35,13 @@ def _free_port():
     return p
 
 
-def _server(pub, data, db, port):
+def _server(pub, data, db, port, tls=None):
     cmd = [sys.executable, str(ROOT / "flash.py"), "serve", "--dir", str(pub), "--data",
            str(data), "--port", str(port), "--max-conns", "512"]
     if db:
         cmd += ["--db", db]
+    if tls:
+        cmd += ["--tls-cert", str(tls / "station.pem"), "--tls-key", str(tls / "station.key")]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
@@ -55,7 +59,7 @@ def _rss_kib(pid, field="VmRSS"):
     return 0
 
 
-async def _ingest(port, creds, seconds):
+async def _ingest(base, ssl, creds, seconds):
     import aiohttp
 
     lat = []
@@ -71,8 +75,7 @@ async def _ingest(port, creds, seconds):
             h = {"Authorization": auth.sign(key, "POST", path, rid, kid, 1, ctr, 7, body),
                  "Journal-Epoch": "7", "Connection": "close"}
             t0 = time.perf_counter()
-            async with session.post("http://127.0.0.1:%d%s" % (port, path), data=body,
-                                    headers=h) as r:
+            async with session.post(base + path, data=body, headers=h, ssl=ssl) as r:
                 reply = await r.json()
             lat.append(time.perf_counter() - t0)
             if r.status != 200 or reply["acked"] != seq + BATCH - 1:
@@ -90,7 +93,7 @@ async def _ingest(port, creds, seconds):
         acked[0]
 
 
-async def _downloads(port, sha, size, pid):
+async def _downloads(base, ssl, sha, size, pid):
     import aiohttp
 
     peak = [0]
@@ -103,7 +106,7 @@ async def _downloads(port, sha, size, pid):
 
     async def one(session):
         n = 0
-        async with session.get("http://127.0.0.1:%d/blobs/%s" % (port, sha)) as r:
+        async with session.get("%s/blobs/%s" % (base, sha), ssl=ssl) as r:
             async for chunk in r.content.iter_chunked(4096):
                 n += len(chunk)
                 await asyncio.sleep(0)  # a reader that reads as it writes flash, not a sink
@@ -121,7 +124,7 @@ async def _downloads(port, sha, size, pid):
     return peak[0], wall
 
 
-def _backend(name, db, tmp, seconds):
+def _backend(name, db, tmp, seconds, tls=None):
     pub = tmp / ("pub-" + name)
     (pub / "blobs").mkdir(parents=True)
     data = tmp / ("data-" + name)
@@ -136,15 +139,21 @@ def _backend(name, db, tmp, seconds):
         kid, key, _ = keys.issue(data / "readers.json", rid)
         creds.append((rid, kid, key))
     port = _free_port()
-    p = _server(pub, data, db, port)
+    p = _server(pub, data, db, port, tls)
+    base, ctx = "http://127.0.0.1:%d" % port, None
+    if tls:
+        import ssl
+
+        base, ctx = "https://127.0.0.1:%d" % port, ssl.create_default_context(
+            cafile=str(tls / "station.pem"))
     try:
         idle = _rss_kib(p.pid)
-        rate, p50, p99, n = asyncio.run(_ingest(port, creds, seconds))
+        rate, p50, p99, n = asyncio.run(_ingest(base, ctx, creds, seconds))
         print("%-10s ingest: %6.0f records/s acknowledged after commit (%d readers x %d-record "
               "batches, %d records in %.0f s); ack latency p50 %.1f ms, p99 %.1f ms" % (
                   name, rate, READERS, BATCH, n, seconds, p50 * 1e3, p99 * 1e3))
         before = _rss_kib(p.pid)
-        peak, wall = asyncio.run(_downloads(port, sha, len(blob), p.pid))
+        peak, wall = asyncio.run(_downloads(base, ctx, sha, len(blob), p.pid))
         print("%-10s memory: %.1f MiB idle, %.1f MiB after ingest, peak %.1f MiB while %d "
               "readers fetch a 4 MiB artefact at once (%.1f s, %.0f MiB/s total)" % (
                   name, idle / 1024, before / 1024, peak / 1024, READERS, wall,
@@ -163,6 +172,10 @@ def run(args):
     print("station server, %d concurrent readers, server and clients on the same 2 cores"
           % READERS)
     rates = {"sqlite": _backend("sqlite", None, tmp, seconds)}
+    from flashtool.server.tls import make_station_cert
+
+    make_station_cert(tmp / "tls", ["127.0.0.1"])
+    _backend("sqlite+tls", None, tmp, seconds, tmp / "tls")
     if binaries() is None:
         print("postgresql: not installed (apt-get install postgresql), skipped")
     else:
