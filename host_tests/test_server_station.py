@@ -5,6 +5,8 @@ reaches it."""
 
 import time
 
+from station_kit import until
+
 from flashtool.emulator.station import Station
 from flashtool.server import records
 from flashtool.server.app import fleet_view
@@ -16,9 +18,10 @@ def test_demo_station_uploads_through_the_server(tmp_path):
         st.start_server()
         st.provision()
         st.start()
-        for name in ("normal", "lost"):
+        for i, name in enumerate(("normal", "lost")):
             st.present(name)
-            st.reader.wait_for(lambda x: " gate verdict " in x and "seq=" in x, timeout=300)
+            until(lambda i=i: sum(" gate verdict " in x and "seq=" in x
+                                  for x in st.reader.output) > i, "verdict %d" % (i + 1))
             time.sleep(2.5)
         seq = st.publish_list()
         srv = st.server.station
