@@ -108,7 +108,12 @@ def _start_server(pub, data, db, port, log):
         cmd += ["--db", db]
     with open(log, "wb") as f:
         p = subprocess.Popen(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    wait_for_line(p, log, "serving ")
+    try:
+        wait_for_line(p, log, "serving ")
+    except BaseException:
+        p.kill()  # never leave a server behind (the old 30 s deadline leaked one per failure)
+        p.wait()
+        raise
     return p
 
 
