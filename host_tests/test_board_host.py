@@ -168,11 +168,11 @@ def test_accelerated_clock_skips_idle_time(reader, tmp_path):
         import board, asyncio, time
         def run():
             c = board.clock
-            t0, r0 = c.ticks_ms(), time.ticks_ms()
+            t0, r0 = c.ticks_ms(), time.time()
             async def idle():
                 await asyncio.sleep(3600)
             asyncio.run(idle())
-            real = time.ticks_diff(time.ticks_ms(), r0)
+            real = int((time.time() - r0) * 1000)
             print("virtual", c.ticks_diff(c.ticks_ms(), t0), "real", real)
             e = c.time()
             print("rtc", e)

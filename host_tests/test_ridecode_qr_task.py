@@ -31,7 +31,7 @@ async def main():
         print("cred", clock.ticks_diff(clock.ticks_ms(), t0), cred.kind, cred.error,
               cred.ident().decode(), cred.card_type)
 
-    print("t0")
+    board.maintenance().write("t0")  # the scenario starts here (test_scanengine_scan)
     try:
         await asyncio.wait_for_ms(qr.run(on_credential), @DURATION@)
     except asyncio.TimeoutError:

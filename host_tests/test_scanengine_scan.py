@@ -20,7 +20,7 @@ async def main():
     se = ScanEngine(board.scanner_uart(), clock, bufsize=@BUF@, same_ms=@SAME@)
     await se.set_mode(@MODE@)
     t0 = clock.ticks_ms()
-    print("t0")
+    board.maintenance().write("t0")  # on the link: the scenario starts at this virtual instant
     last_trigger = -10000
     while clock.ticks_diff(clock.ticks_ms(), t0) < @DURATION@:
         now = clock.ticks_diff(clock.ticks_ms(), t0)
@@ -41,25 +41,23 @@ async def main():
 
 
 class Scenario:
-    """Actions on the simulated engine at virtual times (ms) relative to the reader's "t0" line
-    (its first request after printing it): (at_ms, method name, *args)."""
+    """Actions on the simulated engine at virtual times (ms) relative to the reader's "t0"
+    event (sent on the link, so the start is the reader's virtual instant whatever the host's
+    load; a printed line reaches the host after an unknown number of requests):
+    (at_ms, method name, *args)."""
 
     def __init__(self, reader, sim, actions):
         self.sim = sim
         self.actions = sorted(actions, key=lambda a: a[0])
         self.t0 = None
-        reader.listeners.append(self._line)
+        self.events = reader.hw.events
         reader.hw.hooks.append(self._tick)
 
-    def _line(self, line):
-        if line == "t0" and self.t0 is None:
-            self.t0 = -1  # set on the next request
-
     def _tick(self, now):
-        if self.t0 == -1:
-            self.t0 = now
-        if self.t0 is None or self.t0 < 0:
-            return
+        if self.t0 is None:
+            self.t0 = next((t for t, e in self.events if e == "t0"), None)
+            if self.t0 is None:
+                return
         while self.actions and now >= self.t0 + self.actions[0][0] * 1000:
             at, name, *args = self.actions.pop(0)
             fn = getattr(self.sim, name)
@@ -166,7 +164,7 @@ def run():
     clock = board.clock
     se = ScanEngine(board.scanner_uart(), clock, bufsize=64)
     se.send(0x08, 0x0002, b"\\x01", crc=0)  # the engine ignores it; the test sends its reply
-    print("t0")
+    board.maintenance().write("t0")  # the scenario starts here (on the link)
     got = []
     t0 = clock.ticks_ms()
     while len(got) < 2 and clock.ticks_diff(clock.ticks_ms(), t0) < 2000:
@@ -207,7 +205,7 @@ def run():
 async def main():
     clock = board.clock
     se = ScanEngine(board.scanner_uart(), clock, bufsize=64)
-    print("t0")
+    board.maintenance().write("t0")  # the scenario starts here (on the link)
     try:  # a trigger the engine answers only later, three times (once per try)
         await se.command(scanengine.WRITE, 0x0002, b"\\x01", crc=0)
     except scanengine.ScanEngineError as e:

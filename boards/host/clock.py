@@ -1,10 +1,11 @@
 """The emulated reader's clock: ticks, an RTC and the watchdog, in real or accelerated time.
 
-Virtual time = host monotonic time + an offset. In accelerated mode, whenever every task is
+Virtual time = the interpreter's ticks + an offset. In accelerated mode those ticks are the
+process's own CPU time (the runner preloads boards/host/sim/cpuclock.c), whenever every task is
 waiting on a timer the clock jumps to the next deadline instead of sleeping (a day of gate
 traffic replays in seconds), and time spent inside the simulated hardware is excluded (the
 offset moves back by it), so a tap costs the firmware's own CPU time plus the modelled wire and
-RF time. In real-time mode the clock is the host clock.
+RF time, whatever the load on the host. In real-time mode the clock is the host clock.
 
 The virtual clock never runs behind the host clock: asyncio's C task queue stamps tasks woken
 by an Event with the host's ticks, and a clock behind them would delay those tasks.

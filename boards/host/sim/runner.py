@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from sim import tables
+from sim import cpuclock, tables
 from sim.hw import Hardware, LinkServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -127,8 +127,11 @@ class Reader:
         env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=frozen + ":.frozen",
                    READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0),
                    READER_ACCELERATED="1" if self.hw.boot["accelerated"] else "0")
+        exe = micropython_bin()
+        if self.hw.boot["accelerated"]:
+            env = cpuclock.environ(exe, env)  # firmware time is the reader's own CPU time
         self.proc = subprocess.Popen(
-            [micropython_bin(), "-X", "heapsize=" + interpreter_heap(self.heapsize, frozen), "-c",
+            [exe, "-X", "heapsize=" + interpreter_heap(self.heapsize, frozen), "-c",
              "import hostboot"],
             env=env,
             stdin=subprocess.DEVNULL,
