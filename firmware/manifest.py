@@ -1,6 +1,8 @@
 # The reader application and the lib packages it uses.
 # Each area adds its lines in its own section (keeps parallel work out of each other's way).
 metadata(description="Transit fare-gate / bus reader application", version="0.1.0")
+# The project's lib/ packages, found by require() before micropython-lib's (no name is shared).
+add_library("reader-lib", "../lib", prepend=True)
 
 # -- foundation --
 module("main.py")

@@ -12,7 +12,7 @@ firmware image instead.
 from pathlib import Path
 
 from flashtool import ROOT
-from flashtool.build.manifest import Manifest
+from flashtool.build.manifest import firmware_files
 from flashtool.release.sign import sign_files
 
 FROZEN_ONLY = ("main.mpy", "bootsel.mpy")
@@ -22,9 +22,8 @@ FROZEN_PACKAGES = ("p256/",)  # native code (viper): frozen, never in an app slo
 def app_files(build_dir):
     """{target: path} of the app modules in a build directory."""
     build_dir = Path(build_dir)
-    m = Manifest(ROOT / "firmware").execute(ROOT / "firmware" / "manifest.py")
     out = {}
-    for target in m.files:
+    for target in firmware_files():
         mpy = target[:-3] + ".mpy"
         if mpy not in FROZEN_ONLY and not mpy.startswith(FROZEN_PACKAGES):
             out[mpy] = build_dir / mpy
