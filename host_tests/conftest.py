@@ -1,7 +1,9 @@
 """Shared fixtures: the compiled build, the MicroPython binary, and emulated readers.
 
 Firmware and lib code run on the real MicroPython unix port from the .mpy files that
-`flash.py build --board host` produced (what ships), under the app's heap limit.
+`flash.py build --board host` produced (what ships), under the app's heap limit. With
+READER_INTERPRETER=unix32 (`make check-device`) they run frozen into the 32-bit interpreter
+built from the pinned source, under the ESP32's own heap (sim.runner).
 """
 
 import os
@@ -15,9 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "boards" / "host"), str(ROOT / "host_tests")]
 
-from sim.runner import HEAPSIZE, Reader, micropython_bin  # noqa: E402
+from sim.runner import DEVICE, HEAPSIZE, HOST_BUILD, Reader, micropython_bin  # noqa: E402
 
-BUILD = ROOT / "build" / "host"
+BUILD = ROOT / "build" / HOST_BUILD
 LONG = bool(os.environ.get("READER_LONG"))
 
 
@@ -28,6 +30,10 @@ def pytest_configure(config):
     from flashtool.build.mpy import build
 
     build("host", quiet=True)
+    if DEVICE:
+        from flashtool.build.firmware import unix32
+
+        unix32()  # cached: rebuilt only when a frozen file or the source pin changed
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,7 +54,8 @@ def run_mp(code, heapsize=HEAPSIZE, timeout=300, check=True, path=(), stdin=None
     Returns stdout; raises MPError with the output when it exits non-zero."""
     script = Path(os.environ.get("PYTEST_TMP", "/tmp")) / ("mp_%d.py" % os.getpid())
     script.write_text(textwrap.dedent(code))
-    mp_path = ":".join([*map(str, path), str(BUILD.resolve()), ".frozen"])
+    mp_path = ":".join([*map(str, path), *(() if DEVICE else (str(BUILD.resolve()),)),
+                        ".frozen"])
     r = subprocess.run(
         [micropython_bin(), "-X", "heapsize=" + heapsize, str(script)],
         env=dict(os.environ, MICROPYPATH=mp_path),

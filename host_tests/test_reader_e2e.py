@@ -68,7 +68,7 @@ def run():
     with open("/extra/scenario.json") as f:
         sc = json.load(f)
     if sc.get("no_time"):
-        board.clock._epoch_us = None
+        board.clock._rtc_s = None  # the RTC was never set
     cfg = config.validate(sc.get("cfg", {}))
     a = app.App(board, cfg, code_errors=reasons.code_table(RideCodeResults),
                 journal_sectors=sc.get("journal_sectors"))

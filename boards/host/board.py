@@ -41,7 +41,7 @@ def power_on():
     # accelerated or not, and the virtual timeline of the previous boot to continue (so the
     # simulators' time never runs backwards across a reboot), before the first request
     clock.start(os.getenv("READER_ACCELERATED") == "1")
-    clock.resume(int(os.getenv("READER_RESUME_US") or 0))
+    clock.resume(*[int(x) for x in (os.getenv("READER_RESUME") or "0 0").split()])
     _link = Link(os.getenv("READER_SOCK"), clock)
     b = bytearray(512)
     n = _link.call(OP_HELLO, 0, 0, None, 0, b)
@@ -59,17 +59,18 @@ def power_on():
 
 def mount_fs():
     """Mount LittleFS from the `vfs` partition at / as the ESP32 port does (formatting a blank
-    one), and the frozen-firmware directory (the build output) at /frozen."""
+    one), and the compiled firmware (the build output) at /frozen unless the interpreter has it
+    frozen in."""
     bdev = Partition.find(Partition.TYPE_DATA, label="vfs")[0]
     try:
         fs = vfs.VfsLfs2(bdev)
     except OSError:
         vfs.VfsLfs2.mkfs(bdev)
         fs = vfs.VfsLfs2(bdev)
-    frozen = vfs.VfsPosix(settings["frozen"])
     vfs.umount("/")
     vfs.mount(fs, "/")
-    vfs.mount(frozen, "/frozen")
+    if settings.get("frozen"):
+        vfs.mount(vfs.VfsPosix(settings["frozen"]), "/frozen")
 
 
 def mount_extra(path):

@@ -16,8 +16,22 @@ import time
 
 from micropython import const
 
-_S = const(1_000_000)
-_MARGIN = const(1 << 40)  # µs the accelerated clock starts ahead: room to exclude link time
+# Half the ticks period: 2**29 on a 32-bit port, 2**61 on a 64-bit one, computed without forming
+# the period itself (2**30 is not a small int on a 32-bit port). Offsets stay strictly inside
+# +-_HALF, the range time.ticks_add accepts.
+_HALF = (time.ticks_add(0, -1) >> 1) + 1
+_MARGIN_MS = const(1 << 24)  # ms the accelerated clock starts ahead: room to exclude link time
+
+
+def _wrap(x):
+    """x modulo the ticks period, as an offset strictly inside (-_HALF, _HALF)."""
+    while x >= _HALF:
+        x -= _HALF
+        x -= _HALF
+    while x < -_HALF:
+        x += _HALF
+        x += _HALF
+    return x if x != -_HALF else x + 1  # (one µs off, at exactly half a period)
 
 
 class WatchdogReset(BaseException):
@@ -25,43 +39,83 @@ class WatchdogReset(BaseException):
 
 
 class Clock:
+    """One offset over the host's µs ticks; the ms ticks follow the virtual µs ticks (as
+    µs // 1000 would, but on a 32-bit port the µs ticks wrap every 17.9 minutes and the ms
+    ticks every 12.4 days, so they cannot be divided), and the RTC counts whole seconds on the
+    ms ticks. Nothing here forms a number beyond a small int in normal running, so reading the
+    clock does not allocate on either port. Read the ms ticks at least every 8 minutes (asyncio
+    does, constantly)."""
+
     def __init__(self, accelerated=False, epoch=None):
         self.accelerated = accelerated
-        self._off = 0
-        self._epoch_us = None  # RTC: UTC microseconds at virtual tick 0 (None: never set)
+        self._off_us = 0
+        self._mark_us = time.ticks_us()  # virtual µs tick at which the ms ticks were _mark_ms
+        self._mark_ms = time.ticks_ms()
+        self._rtc_s = None  # RTC: UTC seconds at tick _rtc_mark (None: never set)
+        self._rtc_mark = 0
         if epoch is not None:
             self.set_time(epoch)
         self.wdt = None
-        self.skipped_us = 0  # idle time jumped over in accelerated mode
+        self.skipped_us = 0  # idle time jumped over in accelerated mode (µs ticks ring)
 
     # -- ticks (same semantics as the time module) --
     def ticks_us(self):
-        return time.ticks_add(time.ticks_us(), self._off)
+        return time.ticks_add(time.ticks_us(), self._off_us)
 
     def ticks_ms(self):
-        return self.ticks_us() // 1000
+        d = time.ticks_diff(self.ticks_us(), self._mark_us)
+        if d >= 1000:
+            k = d // 1000
+            self._mark_ms = time.ticks_add(self._mark_ms, k)
+            self._mark_us = time.ticks_add(self._mark_us, k * 1000)
+        return self._mark_ms
 
     ticks_diff = staticmethod(time.ticks_diff)
     ticks_add = staticmethod(time.ticks_add)
 
+    def _shift(self, us):
+        """Move virtual time forward by `us`, or back by at most the time since the last
+        reading (exclude): the ms ticks never go backwards."""
+        q = _HALF >> 1  # steps of a quarter period, so each stays readable as a difference
+        while us > q or us < -q:  # only at start-up on a 32-bit port
+            step = q if us > 0 else -q
+            self._shift(step)
+            us -= step
+        self.ticks_ms()
+        self._off_us = _wrap(self._off_us + us)
+
     def start(self, accelerated):
         self.accelerated = accelerated
         if accelerated:
-            self._off += _MARGIN
+            self._shift(_MARGIN_MS * 1000)
 
-    def resume(self, us):
-        """Start no earlier than virtual time `us` (the end of the previous boot)."""
+    def resume(self, us, ms):
+        """Continue the previous boot's virtual timeline at ticks (`us`, `ms`); (0, 0) on the
+        first boot. Accelerated, the clock is set to it exactly (a 32-bit port's µs ticks are
+        only comparable within +-9 minutes, so "no earlier than" would be ambiguous); the ms
+        clock stays ahead of the host's by the margin less the real time the reader was off.
+        In real time the clock is the host's and only ever moves forward."""
+        if not us:
+            return
+        if self.accelerated:
+            self._off_us = _wrap(self._off_us + time.ticks_diff(us, self.ticks_us()))
+            self._mark_us = self.ticks_us()
+            self._mark_ms = ms
+            return
         gap = time.ticks_diff(us, self.ticks_us())
         if gap > 0:
-            self._off += gap
+            self._shift(gap)
 
     def exclude(self, us):
-        if self.accelerated and self._off > us:
-            self._off -= us
+        """Take `us` of time spent in the simulated hardware back out of the virtual clock,
+        keeping the ms clock ahead of the host's (asyncio's C queue stamps woken tasks with the
+        host's ticks_ms: a clock behind them would delay those tasks)."""
+        if self.accelerated and time.ticks_diff(self.ticks_ms(), time.ticks_ms()) > us // 1000 + 1:
+            self._shift(-us)
 
     def advance(self, us):
-        self._off += us
-        self.skipped_us += us
+        self._shift(us)
+        self.skipped_us = time.ticks_add(self.skipped_us, _wrap(us))
 
     def sleep_ms(self, ms):
         """Blocking sleep for driver settle times (reset pulses): jumps when accelerated."""
@@ -77,12 +131,18 @@ class Clock:
     # -- RTC --
     def time(self):
         """UTC seconds, or None when the RTC has never been set (no trusted time)."""
-        if self._epoch_us is None:
+        if self._rtc_s is None:
             return None
-        return (self._epoch_us + self.ticks_us()) // _S
+        d = time.ticks_diff(self.ticks_ms(), self._rtc_mark)
+        if d >= 1000:
+            s = d // 1000
+            self._rtc_s += s
+            self._rtc_mark = time.ticks_add(self._rtc_mark, s * 1000)
+        return self._rtc_s
 
     def set_time(self, epoch):
-        self._epoch_us = epoch * _S - self.ticks_us()
+        self._rtc_s = epoch
+        self._rtc_mark = self.ticks_ms()
 
     # -- watchdog --
     def check_wdt(self):

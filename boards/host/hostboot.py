@@ -15,7 +15,8 @@ EXIT_WATCHDOG = 4
 def run():
     try:
         board.power_on()
-        sys.path[:] = ["/frozen", ".frozen"]
+        # the compiled firmware mounted at /frozen, or (unix32) frozen into the interpreter
+        sys.path[:] = ["/frozen", ".frozen"] if board.settings.get("frozen") else [".frozen"]
         extra = board.settings.get("extra_path")
         if extra:
             board.mount_extra(extra)

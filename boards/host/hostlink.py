@@ -6,9 +6,11 @@ the reader's virtual time; the simulator answers with what the hardware would sh
 instant (bytes that have finished crossing the wire at the configured baud, pin levels, ...).
 So the simulators never need their own clock and a run is deterministic.
 
-Request header (24 bytes): op u8, chan u8, arg u16, len u32, now_us u64, idle_us u64 (virtual
+Request header (32 bytes): op u8, chan u8, arg u16, len u32, now_us u64, idle_us u64 (virtual
 time the accelerated clock has jumped over so far: the wire/RF waits, which lets the host split a
-latency into CPU and modelled time), then `len` bytes.
+latency into CPU and modelled time), now_ms u64, then `len` bytes. Times are the reader's ticks,
+which wrap (every 17.9 minutes for µs on a 32-bit port): the host unwraps µs with the ms ticks,
+which wrap only every 12.4 days.
 Reply header (16 bytes): status u8, chan u8, arg u16, len u32, next_us u64, then `len` bytes.
 """
 
@@ -31,7 +33,7 @@ OP_DISPLAY = const(10)
 OP_MAINT_READ = const(11)
 OP_EVENT = const(12)
 
-_REQ = const(24)
+_REQ = const(32)
 _HDR = const(16)
 
 
@@ -54,8 +56,8 @@ class Link:
         clock = self._clock
         t0 = time.ticks_us()
         h = self._h
-        struct.pack_into("<BBHIQQ", h, 0, op, chan, arg, wlen, clock.ticks_us(),
-                         clock.skipped_us)
+        struct.pack_into("<BBHIQQQ", h, 0, op, chan, arg, wlen, clock.ticks_us(),
+                         clock.skipped_us, clock.ticks_ms())
         s = self._s
         s.write(h)
         if wlen:

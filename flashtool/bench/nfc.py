@@ -78,7 +78,7 @@ def run():
                 k0 = clock.skipped_us
                 await r.poll_once(on)
             el = clock.ticks_diff(clock.ticks_us(), t0)
-            idle = clock.skipped_us - k0
+            idle = clock.ticks_diff(clock.skipped_us, k0)
             print("TAP %d el_us=%d idle_us=%d" % (i, el, idle))
             m.write("nfc:remove")
             await r.poll_once(on)

@@ -28,7 +28,7 @@ OP_DISPLAY = 10
 OP_MAINT_READ = 11
 OP_EVENT = 12
 
-_REQ = struct.Struct("<BBHIQQ")
+_REQ = struct.Struct("<BBHIQQQ")
 _REP = struct.Struct("<BBHIQ")
 
 
@@ -172,6 +172,11 @@ class Hardware:
         self.now_us = 0
         self.boot_now_us = 0  # the reader's clock when it last powered on (its RTC was set then)
         self.idle_us = 0  # virtual time the reader's accelerated clock has skipped (wire/RF waits)
+        # The reader's µs ticks wrap at this period (2**30 on a 32-bit port, 2**62 on a 64-bit
+        # one); times it sends are unwrapped against the last one, times it gets are wrapped.
+        self.ticks_period = 1 << 62
+        self._last_ms = None
+        self._abs_ms = 0
         self.hooks = []  # callables(now_us) run on every request (scenario scripts)
         self.lock = threading.RLock()
         self.boot = {}  # what the next HELLO answers
@@ -198,6 +203,29 @@ class Hardware:
             self.levels.clear()
 
     # -- reader side --
+    def unwrap(self, us, ms, idle):
+        """(now µs, idle µs) on an unbroken timeline from the reader's wrapped ticks: the ms
+        ticks place the request (they wrap only every 12.4 days on a 32-bit port; the timeline
+        is 1,000 x the reader's ms ticks, so its log times line up with it), the µs ticks give
+        the exact instant near that, and the idle time grew by at most the time elapsed."""
+        p = self.ticks_period
+        if self._last_ms is None:  # the first request: the timeline is the reader's ms ticks
+            self._last_ms = self._abs_ms = ms
+        d = (ms - self._last_ms) % p
+        self._abs_ms += d - p if d >= p // 2 else d
+        self._last_ms = ms
+        near = self._abs_ms * 1000
+        now = near + ((us - near + p // 2) % p) - p // 2
+        base = (idle - self.idle_us) % p
+        grown = base + max(0, (now - self.now_us - base) // p) * p
+        return now, self.idle_us + grown
+
+    def resume_ticks(self):
+        """(µs, ms) ticks at which a rebooted reader continues this timeline, 1 ms on: its own
+        last ticks, so its ms clock keeps the lead over the host's it had."""
+        p = self.ticks_period
+        return (self.now_us + 1000) % p, ((self._last_ms or 0) + 1) % p
+
     def handle(self, op, chan, arg, payload, now):
         with self.lock:
             self.now_us = now
@@ -328,15 +356,16 @@ class LinkServer:
                 h = _read_exact(f, _REQ.size)
                 if h is None:
                     return
-                op, chan, arg, n, now, idle = _REQ.unpack(h)
-                self.hw.idle_us = idle
+                op, chan, arg, n, now, idle, now_ms = _REQ.unpack(h)
+                now, self.hw.idle_us = self.hw.unwrap(now, now_ms, idle)
                 payload = _read_exact(f, n) if n else b""
                 try:
                     status, rarg, data, nxt = self.hw.handle(op, chan, arg, payload, now)
                 except Exception as e:  # a simulator bug must not hang the reader
                     self.hw.events.append((now, "simulator error: %r" % (e,)))
                     status, rarg, data, nxt = 5, 0, b"", 0
-                conn.sendall(_REP.pack(status, chan, rarg, len(data), int(nxt)) + data)
+                conn.sendall(_REP.pack(status, chan, rarg, len(data),
+                                       int(nxt) % self.hw.ticks_period) + data)
         except (ConnectionError, OSError):
             return
         finally:

