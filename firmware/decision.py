@@ -89,7 +89,7 @@ class Decider:
         self._policy = {}
         self._stale_health = None
         self._pass_set = False
-        self._day = -1
+        self._day_lo = self._day_hi = 0  # UTC seconds the cached date covers: [lo, hi)
         self._today = 0
         self._slots = slots
         self._keys = array("i", [0] * slots)
@@ -126,10 +126,15 @@ class Decider:
         return verdict
 
     def _date(self, now_s):
+        """Today (YYYYMMDD) in the station's time zone, recomputed only when now_s leaves the
+        cached day: UTC seconds are beyond a 32-bit port's small ints, so arithmetic on them
+        allocates there, and a comparison does not."""
+        if self._day_lo <= now_s < self._day_hi:
+            return self._today
         days = (now_s + self.offset_s) // 86400
-        if days != self._day:
-            self._day = days
-            self._today = ymd(days)
+        self._today = ymd(days)
+        self._day_lo = days * 86400 - self.offset_s
+        self._day_hi = self._day_lo + 86400
         return self._today
 
     def decide(self, cred, now_s, mono_s):

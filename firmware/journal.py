@@ -18,6 +18,7 @@ keys records by (reader, epoch, seq) and an erased journal never collides with i
 
 import os
 from array import array
+from struct import pack_into
 
 from micropython import const
 
@@ -103,10 +104,9 @@ def _crc_put(buf, off, n):
 
 
 def _put32(b, o, v):
-    b[o] = v & 0xFF
-    b[o + 1] = (v >> 8) & 0xFF
-    b[o + 2] = (v >> 16) & 0xFF
-    b[o + 3] = (v >> 24) & 0xFF
+    # struct writes a big int without a temporary: UTC seconds and 32-bit keys are big ints on
+    # a 32-bit port, where shifting and masking them would allocate
+    pack_into("<I", b, o, v)
 
 
 def _get32(b, o):

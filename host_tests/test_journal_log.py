@@ -166,11 +166,15 @@ j.prepare()
 for i in range(5):
     rec(j, i)
 ok = "no-alloc"
+# UTC seconds and a 32-bit key: big ints on a 32-bit port, made before the lock as the clock
+# and the decision hand them over
+nows = [1_795_500_000 + i for i in range(200)]
+key = 0xF0E1D2C3
 for i in range(200):
     j.prepare()             # idle-time work (may read headers): outside the lock
     micropython.heap_lock()
     try:
-        j.append(1, 0, 0, 1_000_000 + i, 12345, 7, 1, 0, 12, 3)
+        j.append(1, 0, 0, nows[i], key, 7, 1, 0, 12, 3)
     except MemoryError:
         ok = "alloc"
     finally:

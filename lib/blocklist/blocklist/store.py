@@ -142,6 +142,7 @@ class ListStore:
                 self.seq = dh.seq
                 self.issued = dh.issued
                 self.max_age_s = dh.max_age_s
+        self._stale_after = self.issued + self.max_age_s
         self._ok = True
 
     def active(self):
@@ -151,7 +152,8 @@ class ListStore:
         """True when the list is older than its max age, or the time is unknown (None)."""
         if not self._ok or now_s is None:
             return True
-        return now_s - self.issued > self.max_age_s
+        # a comparison: UTC seconds are big ints on a 32-bit port, arithmetic would allocate
+        return now_s > self._stale_after
 
     def status(self, now_s):
         """What the reader reports about its list (status page, sync, journal)."""
