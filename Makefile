@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: all test emulate check-long build lint bench clean
+.PHONY: all test emulate check-long build lint bench clean device check-device
 
 all: test
 
@@ -31,6 +31,16 @@ emulate: build
 
 bench: build
 	$(BIN)/python flash.py bench all
+
+# The 32-bit unix interpreter and the QEMU Cortex-M3 firmware, built from the pinned MicroPython
+# source with the app frozen in (cached on their inputs), and the suite on the 32-bit one under
+# an ESP32's heap, QEMU checks included (docs/device-figures.md). Needs gcc-multilib,
+# gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm (.ci/run installs them).
+device: build
+	$(BIN)/python flash.py micropython unix32 qemu
+
+check-device: device
+	READER_INTERPRETER=unix32 $(BIN)/python -m pytest host_tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

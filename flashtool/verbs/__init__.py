@@ -2,4 +2,4 @@
 the one place a verb is registered; the work itself lives in the job packages."""
 
 VERBS = ("build", "deploy", "keygen", "sign", "bundle", "blocklist", "codes", "serve",
-         "emulate", "pn532_pty", "bench", "settle")
+         "emulate", "pn532_pty", "bench", "settle", "micropython")
