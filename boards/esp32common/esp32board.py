@@ -17,6 +17,9 @@ DEEPSLEEP_RESET = machine.DEEPSLEEP_RESET
 SOFT_RESET = machine.SOFT_RESET
 
 _EPOCH_VALID = 1_700_000_000  # an RTC reading before this was never set (no trusted time)
+# The board API speaks UTC seconds since 1970; MicroPython's esp32 port counts time.time() from
+# 2000-01-01 (docs/library/time.rst of v1.28: only unix-like ports use 1970).
+_EPOCH_OFFSET = 946_684_800 if time.gmtime(0)[0] == 2000 else 0
 
 
 class Clock:
@@ -29,11 +32,11 @@ class Clock:
     sleep_ms = staticmethod(time.sleep_ms)
 
     def time(self):
-        t = time.time()
+        t = time.time() + _EPOCH_OFFSET
         return t if t >= _EPOCH_VALID else None
 
     def set_time(self, epoch):
-        tm = time.gmtime(epoch)
+        tm = time.gmtime(epoch - _EPOCH_OFFSET)
         machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
 
