@@ -75,3 +75,16 @@ def test_qemu_hot_paths_count_the_same_every_run():
     per = {k: v[1] / v[0] for k, v in runs[0].items()}
     assert per["lookup_member"] > 10 and per["list_signature"] > per["lookup_member"]
     assert runs[0]["lookup_member"][2] == runs[0]["lookup_member"][0]  # one page read each
+
+
+@pytest.mark.parametrize("board", ESP32_BOARDS)
+def test_esp32_board_names_its_partition_table_from_the_board_folder(board):
+    """ESP-IDF reads a relative CONFIG_PARTITION_TABLE_CUSTOM_FILENAME from ports/esp32, so
+    the board writes the absolute one at configure time (wherever MicroPython is checked out),
+    and ports/esp32 concatenates every file SDKCONFIG_DEFAULTS names."""
+    d = ROOT / "boards" / board
+    cmake = (d / "mpconfigboard.cmake").read_text()
+    assert '${MICROPY_BOARD_DIR}/partitions.csv' in cmake
+    assert "${CMAKE_BINARY_DIR}/sdkconfig.partitions" in cmake.split("set(SDKCONFIG_DEFAULTS")[1]
+    assert "CUSTOM_FILENAME" not in (d / "sdkconfig.board").read_text()
+    assert "CONFIG_PARTITION_TABLE_CUSTOM=y" in (d / "sdkconfig.board").read_text()
