@@ -105,6 +105,16 @@ def _cached(out, key, product):
     return (out / product).exists() and stamp.exists() and stamp.read_text() == key
 
 
+def _fresh(out, config):
+    """make rebuilds on changed sources, not on changed flags: when the build configuration
+    differs from the last one, start from an empty folder."""
+    stamp = out / ".config"
+    if out.exists() and not (stamp.exists() and stamp.read_bytes() == config):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_bytes(config)
+
+
 def _built(out, key, files):
     (out / ".key").write_text(key)
     (out / "frozen.json").write_text(json.dumps(sorted(str(t) for t, _ in files), indent=0))
@@ -133,7 +143,7 @@ def unix32(quiet=True):
     cross = mpy_cross()
     if not quiet:
         print("building the 32-bit unix interpreter with %d frozen modules ..." % len(files))
-    UNIX32.mkdir(parents=True, exist_ok=True)
+    _fresh(UNIX32, opts.encode())
     _make(["-C", str(source() / "ports" / "unix"), *UNIX_OPTS, "BUILD=%s" % UNIX32,
            "FROZEN_MANIFEST=%s" % man, "BOARD_DIR=%s" % board_dir,
            "MICROPY_MANIFEST_GEN_DIR=%s" % gen, "MICROPY_MPYCROSS=%s" % cross],
@@ -157,7 +167,7 @@ def qemu(quiet=True):
     cross = mpy_cross()
     if not quiet:
         print("building the QEMU Cortex-M3 firmware with %d frozen modules ..." % len(files))
-    QEMU.mkdir(parents=True, exist_ok=True)
+    _fresh(QEMU, cfg)
     _make(["-C", str(source() / "ports" / "qemu"), "BOARD_DIR=%s" % board_dir,
            "BUILD=%s" % QEMU, "MICROPY_MANIFEST_GEN_DIR=%s" % gen,
            "MICROPY_MPYCROSS=%s" % cross], WORK / "qemu.log")

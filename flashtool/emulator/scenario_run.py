@@ -14,6 +14,7 @@ import time
 from flashtool.emulator import report, scenarios
 from flashtool.emulator.station import Station
 from sim import cards
+from sim.runner import HEAPSIZE, INTERPRETER
 
 VERDICT = re.compile(r"^I (\d+) gate verdict seq=(\d+) kind=(\d+) verdict=(\w+) reason=(\w+) "
                      r"ms=(\d+)")
@@ -251,8 +252,9 @@ def write_report(path, sc, results, rows, lines):
         report.bars(dict(sorted(mix.items(), key=lambda x: -x[1])), "verdict mix"),
         report.lines({"gc.mem_free": heap}, "heap free over time", "s", "bytes"),
     ]
-    notes = ["Replayed on the MicroPython unix port (-X heapsize=192k) running the compiled "
+    notes = ["Replayed on the MicroPython unix port (%s, app heap %s) running the "
              "firmware on the emulated board in accelerated virtual time. ESP32 estimates: host "
-             "CPU x 50 + modelled wire/RF time."]
+             "CPU x 50 + modelled wire/RF time (the old rule; counted figures: flash.py bench "
+             "device)." % (INTERPRETER, HEAPSIZE)]
     with open(path, "w", encoding="utf-8") as f:
         f.write(report.page("Scenario %s" % sc.name, rows, figs, notes))

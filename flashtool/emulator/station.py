@@ -19,7 +19,7 @@ from flashtool.release import keys, sign
 from flashtool.server import keys as reader_keys
 from flashtool.server.app import StationServer
 from sim import cards, pboc, pn532, psam, scanengine
-from sim.runner import Reader
+from sim.runner import HEAPSIZE, Reader
 from sim.world import Gate, Scheduler
 
 ISSUER_KID = 1
@@ -89,7 +89,7 @@ def run():
 
 class Station:
     def __init__(self, workdir="var/emulator", nfc="hsu", accelerated=False, health_rule=True,
-                 fresh=False, heapsize="192k", fares=True):
+                 fresh=False, heapsize=HEAPSIZE, fares=True):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if fresh and (self.dir / "flash.img").exists():
