@@ -1,9 +1,10 @@
 """Benchmarks that print figures (never timed pass/fail tests), one module per area with
 `run(args)`, run by `flash.py bench AREA|all`.
 
-ESP32 estimates follow the project rule: host MicroPython CPU time x 50 (x 200 for big-integer
-arithmetic) plus modelled wire/RF time. Every area imports these factors from here, so a
-calibration replaces them in one place.
+`device` counts executed instructions on the QEMU Cortex-M3 build and converts them with a
+calibration (docs/device-figures.md). The other areas' ESP32 estimates follow the old rule,
+kept for comparison: host MicroPython CPU time x 50 (x 200 for big-integer arithmetic) plus
+modelled wire/RF time; every area imports these factors from here.
 """
 
 import importlib
