@@ -1,5 +1,8 @@
 """Structured logging: one line per event, `L ticks_ms tag event k=v ...`, formatted only when
-the level is enabled, and a ring of recent lines kept for field diagnostics."""
+the level is enabled, and a ring of recent lines kept for field diagnostics.
+
+Not micropython-lib's logging: measured on the 32-bit build, an INFO line costs 5 vs 9 us and
+336 vs 480 bytes, and the import 1.2 vs 4.9 KB of heap (docs/device-figures.md)."""
 
 import sys
 
