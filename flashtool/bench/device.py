@@ -94,6 +94,7 @@ def _blob(items):
 
 def make_input(nfc_rec, nfc_at):
     from flashtool.codes import issuer as cc
+    from flashtool.codes import rider
     from flashtool.lists import blocklist as cb
     from flashtool.release.keys import public_json
     from flashtool.release.sign import body, sign_body
@@ -108,15 +109,14 @@ def make_input(nfc_rec, nfc_at):
     items += [("nfc", nfc_rec), ("nfcat", struct.pack("<II", *nfc_at))]
     root, _ = fixed_rsa("root")
     iss, _ = fixed_rsa("issuer")
-    master = hashlib.sha256(b"reader-bench-day-master").digest()
-    day = NOW // 86400
-    dk = cc.day_key(master, day)
-    items += [("ks", cc.make_keyset(root, 1, {1: iss}, [], {day: dk})),
+    items += [("ks", cc.make_keyset(root, 1, {1: iss})),
               ("rootn", root["n"].to_bytes(256, "big"))]
-    certs = [cc.make_cert(iss, 1, "31047700%012d" % i, 1, NOW - 86400, NOW + 86400)
-             for i in range(8)]
-    codes = [cc.make_code(c, cc.user_key(dk, c), NOW - 5, 1) for c in certs]
-    codes += [cc.make_code(certs[0], cc.user_key(dk, certs[0]), NOW - 5, 100 + i)
+    riders = [rider.rider_key(seed=i) for i in range(8)]  # RC2: each rider signs on the phone
+    certs = [cc.make_cert2(iss, 1, "31047700%012d" % i, 1, NOW - 86400, NOW + 86400,
+                           rider.public_bytes(r)) for i, r in enumerate(riders)]
+    codes = [rider.make_code2(c, r, NOW - 5, 1, deterministic=True)
+             for c, r in zip(certs, riders)]
+    codes += [rider.make_code2(certs[0], riders[0], NOW - 5, 100 + i, deterministic=True)
               for i in range(8)]
     items.append(("codes", b"\n".join(codes)))
     _, app_key = fixed_rsa("app")
@@ -317,8 +317,8 @@ ROWS = (  # (name in the workload's output, what it is)
     ("decide", "Decision (with the list lookup), rider not listed"),
     ("journal_append", "Journal append (+ one page program)"),
     ("app_tap", "Whole tap after the read: decide, journal, gate, feedback, log line"),
-    ("code_cold", "Ride code, cold (base45, RSA-2048 e=3 certificate, MAC, replay)"),
-    ("code_warm", "Ride code, warm (certificate cached)"),
+    ("code_cold", "Ride code RC2, cold (base45, RSA-2048 e=3 certificate, P-256 signature)"),
+    ("code_warm", "Ride code RC2, warm (certificate cached, P-256 rider signature)"),
     ("list_signature", "List signature check (RSA-2048 e=3 verify)"),
     ("manifest_check", "Signed app manifest, 40 files (RSA verify + JSON)"),
 )

@@ -67,23 +67,26 @@ def signed_message(cert, gen_time, counter):
                                                                               counter)
 
 
-def sign_low_s(priv, msg):
+def sign_low_s(priv, msg, deterministic=False):
     """ECDSA P-256 / SHA-256 as r || s with s <= n/2: the reader refuses the other half, so a
-    copied code cannot be made to look new by replacing s with n - s."""
+    copied code cannot be made to look new by replacing s with n - s. `deterministic`: RFC 6979
+    nonces (benchmarks whose inputs must be the same on every run)."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-    r, s = decode_dss_signature(priv.sign(msg, ec.ECDSA(hashes.SHA256())))
+    algo = ec.ECDSA(hashes.SHA256(), deterministic_signing=deterministic)
+    r, s = decode_dss_signature(priv.sign(msg, algo))
     s = min(s, N - s)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
-def dynamic2(priv, cert, gen_time, counter):
+def dynamic2(priv, cert, gen_time, counter, deterministic=False):
     dyn = struct.pack(">IH", gen_time, counter)
-    return dyn + sign_low_s(priv, signed_message(cert, gen_time, counter))
+    return dyn + sign_low_s(priv, signed_message(cert, gen_time, counter), deterministic)
 
 
-def make_code2(cert, priv, gen_time, counter):
+def make_code2(cert, priv, gen_time, counter, deterministic=False):
     """The text in the QR code: RC2: + base45(certificate + dynamic part)."""
-    return layout.PREFIX2 + base45.encode(cert + dynamic2(priv, cert, gen_time, counter))
+    return layout.PREFIX2 + base45.encode(cert + dynamic2(priv, cert, gen_time, counter,
+                                                          deterministic))
