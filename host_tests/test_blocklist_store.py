@@ -10,13 +10,17 @@ from flashtool.lists import blocklist as cb
 from flashtool.release.keys import load_private
 
 ISSUED = 1_790_000_000
+# the production board's partition table (two list slots) over a 16 MiB image
+AB_BOARD = """
+flash = nor.NorFlash(%(img)r, 16777216)
+partition.attach(flash, hosttables.PARTITIONS)
+"""
 PRELUDE = """
 import micropython, nor, partition, hosttables
 from partition import Partition
 from blocklist.store import ListStore
 from blocklist import fmt
-flash = nor.NorFlash(%(img)r, 16777216)
-partition.attach(flash, hosttables.PARTITIONS)
+%(board)s
 PUB = (%(n)d, %(e)d)
 
 def install(store, path, chunk=4096, total=None):
@@ -70,15 +74,15 @@ def keys(tmp_path_factory):
 class Lab:
     """A flash image, the list key and helpers to build artefacts and run MicroPython code."""
 
-    def __init__(self, tmp_path, mp, keys):
+    def __init__(self, tmp_path, mp, keys, board=AB_BOARD, size=16 << 20):
         self.dir = tmp_path
         self.mp = mp
         self.priv, self.other = keys
         self.img = tmp_path / "flash.img"
         with open(self.img, "wb") as f:
-            f.write(b"\xff" * (16 << 20))
+            f.write(b"\xff" * size)
         n, e = cb.pubkey(self.priv)
-        self.prelude = PRELUDE % {"img": str(self.img), "n": n, "e": e}
+        self.prelude = PRELUDE % {"board": board % {"img": str(self.img)}, "n": n, "e": e}
         self.key = bytes(range(16))
 
     def full(self, name, ents, seq, priv=None, **kw):

@@ -21,7 +21,7 @@ from flashtool.release.keys import new_private
 use_lib("blocklist", "rsapkcs1")
 
 import rsapkcs1  # noqa: E402
-from blocklist import fmt, fpage, khash  # noqa: E402
+from blocklist import fmt, fpage, khash, region  # noqa: E402
 
 KEY_DIR = ROOT / "var" / "keys"
 NAMESPACES = {"card": 1, "mifare": 2, "account": 3}
@@ -55,6 +55,11 @@ BASE_SHARE = 0.9
 DELTA_SHARE = 0.1
 IMAGE_CAP = 0x400000 - 16 * 4096  # slot minus delta area and switch record (store.py)
 DELTA_CAP = 15 * 4096
+# the one-image store (segstore.py) of boards/esp32s3_gate32: its 24 MiB `bl_seg` region, the
+# segment size a seed-scale image is cut into, and that region's delta area
+SEG_REGION = 0x1800000
+SEG_BYTES = 256 * 1024
+SEG_DELTA_CAP = region.delta_sectors(SEG_REGION // region.SECTOR) * region.SECTOR
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -131,10 +136,12 @@ def header_order(cats):
 
 
 def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=None,
-                categories=None, key=None, progress=None, stats=None):
+                categories=None, key=None, progress=None, stats=None, segment=None,
+                npages=None):
     """entries: iterable of (ns, ident bytes, category id). Returns the signed image bytes.
     fp, if given, replaces every category's budget (one group). stats, a dict, receives the
-    builder's figures (fpbuild.build)."""
+    builder's figures (fpbuild.build). segment: cut the pages into segments of this many
+    bytes (a segmented image, for the one-image store); npages: the page count to keep."""
     from flashtool.lists import fpbuild
 
     cats = dict(categories or DEFAULT_CATEGORIES)
@@ -147,15 +154,27 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=N
     key = key or os.urandom(fmt.KEY_LEN)
     issued = int(time.time()) if issued is None else issued
     got = fpbuild.build(entries, [(cid, c[4] * BASE_SHARE) for cid, c in order], key,
-                        progress=progress)
+                        progress=progress, npages=npages)
     if stats is not None:
         stats.update(got)
     npages = got["npages"]
+    pages = got["pages"]
     recs = got["records"]
     nrec = len(recs) // fmt.REC_LEN
-    signed_len = fmt.PAGE * (1 + fmt.rec_pages(nrec) + npages)
+    kind = fmt.KIND_FULL if segment is None else fmt.KIND_SEG
+    tail = pages  # what follows the exact records under the signature
+    if segment is not None:
+        if segment % region.SECTOR or segment <= 0:
+            raise ValueError("segments are whole 4 KiB sectors")
+        nseg = -(-len(pages) // segment)
+        if nseg > fmt.MAX_SEGS:
+            raise ValueError("%d segments: at most %d" % (nseg, fmt.MAX_SEGS))
+        tail = b"".join(hashlib.sha256(pages[i: i + segment]).digest()
+                        for i in range(0, len(pages), segment))
+        tail += bytes(-len(tail) % fmt.PAGE)
+    signed_len = fmt.PAGE * (1 + fmt.rec_pages(nrec)) + len(tail)
     body = bytearray(fmt.PAGE)
-    body[: fmt.HEADER_LEN] = fmt.pack_header(fmt.KIND_FULL, len(cats), seq, 0, issued,
+    body[: fmt.HEADER_LEN] = fmt.pack_header(kind, len(cats), seq, 0, issued,
                                              max_age_s, signed_len, key, key_id(pubkey(priv)[0]),
                                              nrec, npages)
     for i, (cid, (name, act, stale, flags, budget)) in enumerate(order):
@@ -163,26 +182,64 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=N
         body[at: at + fmt.CAT_LEN] = fmt.pack_cat(cid, act, stale, flags, got["counts"][cid],
                                                   name, got["groups"][i],
                                                   max(1, round(1 / budget)))
+    if segment is not None:
+        struct.pack_into(fmt.SEG, body, fmt.SEG_AT, segment, nseg)
     body += recs
     body += bytes(fmt.PAGE * (1 + fmt.rec_pages(nrec)) - len(body))
-    body += got["pages"]
+    body += tail
     if progress:
         progress("sign", 0, 1)
-    return sign(body, priv)
+    return sign(body, priv) + (pages if segment is not None else b"")
+
+
+def categories_of(h):
+    """The categories of a list header as build_image takes them (budgets as 1 in N)."""
+    return {c[0]: (c[5], c[1], c[2], c[3], 1 / c[7]) for c in h.cats}
+
+
+def apply_changes(members, changes):
+    """The entries of a list after its cumulative changes (op, ns, ident, category id)."""
+    state = dict.fromkeys((ns, bytes(ident), cid) for ns, ident, cid in members)
+    for op, ns, ident, cid in changes:
+        k = (ns, bytes(ident), cid)
+        if op == fmt.OP_ADD:
+            state[k] = None
+        else:
+            state.pop(k, None)
+    return list(state)
+
+
+def compact(base, members, changes, priv, seq, issued=None, progress=None, stats=None):
+    """The compaction of a list and its delta into a new full image with the same hash key,
+    page count, segment size and categories: a reader with the one-image store installs it
+    segment by segment while the old list and its delta keep answering, and both answer
+    every member and every changed identifier alike (docs/blocklist.md). members: the base
+    list's entries; changes: its delta's, cumulative. ValueError when the new list no longer
+    fits the page count within its budgets."""
+    h = fmt.Header(base, len(base))
+    if h.kind not in (fmt.KIND_FULL, fmt.KIND_SEG):
+        raise ValueError("the base must be a full list")
+    return build_image(apply_changes(members, changes), priv, seq, issued, h.max_age_s,
+                       categories=categories_of(h), key=h.key, npages=h.npages,
+                       segment=h.seg_bytes if h.kind == fmt.KIND_SEG else None,
+                       progress=progress, stats=stats)
 
 
 def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=None,
-                cap=DELTA_CAP, compact=None, progress=None):
+                cap=0, compact=None, progress=None):
     """changes: (op, ns, ident, category id) with op fmt.OP_ADD / OP_REMOVE, cumulative since
     the base list. Small deltas are exact records; larger ones (or compact=True) fingerprint
     pages like the image's, each group at DELTA_SHARE of its budget, ~15-30 bits a change.
     members: the base list's entries; with them every member of the new state and every
     changed identifier is answered exactly (what the pages or the base image get wrong gets
-    an exact record). cap: the reader's delta area (None: no limit, for measuring). Returns
-    the signed delta bytes."""
+    an exact record). cap: the reader's delta area (None: no limit, for measuring; default:
+    the two-slot store's, or the one-image store's for a segmented base). Returns the signed
+    delta bytes."""
     from flashtool.lists import fpbuild
 
     h = fmt.Header(base, len(base))
+    if cap == 0:
+        cap = SEG_DELTA_CAP if h.kind == fmt.KIND_SEG else DELTA_CAP
     lay = fpbuild.Layout([(c[0], 1 / c[7]) for c in h.cats])
     final = {}
     for op, ns, ident, cid in changes:
@@ -325,10 +382,18 @@ def verify_image(img, pub):
     digest = img[h.signed_len: h.signed_len + fmt.DIGEST_LEN]
     if hashlib.sha256(body).digest() != digest:
         raise fmt.ListError(fmt.E_DIGEST, "body digest mismatch")
+    if h.kind == fmt.KIND_SEG:
+        for j in range(h.nseg):
+            a = h.pages_at + j * h.seg_bytes
+            seg = img[a: min(a + h.seg_bytes, len(img))]
+            d = img[h.digests_at + 32 * j: h.digests_at + 32 * j + 32]
+            if hashlib.sha256(seg).digest() != d:
+                raise fmt.ListError(fmt.E_DIGEST, "segment %d digest mismatch" % j)
     if h.key_id != key_id(pub[0]):
         raise fmt.ListError(fmt.E_KEY, "signed for another list key")
     try:
-        rsapkcs1.verify(pub[0], pub[1], digest, img[h.signed_len + fmt.DIGEST_LEN:])
+        rsapkcs1.verify(pub[0], pub[1], digest,
+                        img[h.signed_len + fmt.DIGEST_LEN: h.signed_len + fmt.TRAILER])
     except rsapkcs1.SignatureError as e:
         raise fmt.ListError(fmt.E_SIGNATURE, str(e)) from None
     return h

@@ -203,9 +203,10 @@ def groups_of(budgets):
     return out
 
 
-def size_pages(v_e, g_e, planner, eps, est, progress=None):
+def size_pages(v_e, g_e, planner, eps, est, progress=None, fixed=None):
     """The smallest page count (within 0.25 %) whose plan fits every page and meets every
-    group's budget: grow from the estimate in 3 % steps, then bisect."""
+    group's budget: grow from the estimate in 3 % steps, then bisect. fixed: the page count
+    the list must keep (a compaction: the reader mixes its segments with the old image's)."""
     ngroups = len(eps)
     vg = [v_e[g_e == g] for g in range(ngroups)]  # page values per group, split once
 
@@ -222,6 +223,12 @@ def size_pages(v_e, g_e, planner, eps, est, progress=None):
             return None
         return loads, plan[0], plan[1], rates
 
+    if fixed is not None:
+        got = trial(fixed)
+        if got is None:
+            raise ValueError("the list no longer fits its %d pages within its budgets: build "
+                             "it with more pages (readers install that one plain)" % fixed)
+        return fixed, got
     lo = 0
     hi = max(1, est)
     got = trial(hi)
@@ -365,14 +372,14 @@ def members_of(entries, key, lay, procs=2, progress=None):
             "pm": pm, "pc": pc}
 
 
-def pages_for(v_e, quo_e, rem_e, g_e, lcat, eps, cbits, progress=None):
-    """Entries -> fingerprint pages sized for the budgets eps: (pages bytes, sorted keys,
-    npages, page per entry, q, r, design rate per group)."""
+def pages_for(v_e, quo_e, rem_e, g_e, lcat, eps, cbits, progress=None, npages=None):
+    """Entries -> fingerprint pages sized for the budgets eps (on npages pages if given):
+    (pages bytes, sorted keys, npages, page per entry, q, r, design rate per group)."""
     planner = Planner(eps, cbits)
     need = sum(np.count_nonzero(g_e == g) * (math.log2(1 / eps[g]) + 2 + cbits[g])
                for g in range(len(eps)))
     est = math.ceil(need / planner.room) if len(v_e) else 1
-    npages, (loads, q, r, rates) = size_pages(v_e, g_e, planner, eps, est, progress)
+    npages, (loads, q, r, rates) = size_pages(v_e, g_e, planner, eps, est, progress, npages)
     page = (v_e % np.uint32(npages)).astype(np.int64)
     if progress:
         progress("encode", 0, npages)
@@ -382,9 +389,10 @@ def pages_for(v_e, quo_e, rem_e, g_e, lcat, eps, cbits, progress=None):
     return pages, keys, npages, page, q, r, rates
 
 
-def build(entries, cats, key, procs=2, progress=None):
+def build(entries, cats, key, procs=2, progress=None, npages=None):
     """entries: list of (ns, ident bytes, category id); cats: [(category id, budget)] in header
-    order (budgets non-decreasing: strictest group first). Returns a dict: pages (bytes),
+    order (budgets non-decreasing: strictest group first); npages: the page count to keep (a
+    compaction), else the smallest that meets the budgets. Returns a dict: pages (bytes),
     records (the exact records, bytes), npages, counts {cid: members}, and figures."""
     lay = Layout(cats)
     ids, gidx = lay.ids, lay.gidx
@@ -396,7 +404,7 @@ def build(entries, cats, key, procs=2, progress=None):
     counts = {ids[i]: int(((mask_m >> i) & 1).sum()) for i in range(len(ids))}
     lcat = pc - np.array(lay.gfirst, np.int64)[g_e]
     pages, keys, npages, page, q, r, rates = pages_for(v_e, quo_e, rem_e, g_e, lcat, lay.eps,
-                                                       lay.cbits, progress)
+                                                       lay.cbits, progress, npages)
     recs, suspects = exactness(pages, keys, npages, q, r, lay, m, progress)
     ncat = len(ids)
     per_cat = np.bincount(page * ncat + pc, minlength=npages * ncat).reshape(npages, ncat)

@@ -6,6 +6,10 @@ layout, its changes as exact records and/or fingerprint pages (a compact delta).
 SHA-256 of everything before it and an RSA-2048 PKCS#1 v1.5 signature of that digest. All
 integers little-endian. Layout details: docs/blocklist.md.
 
+A segmented image (the one-image store of a 32 MiB board, segstore.py) signs only its index
+(header, exact records, the SHA-256 of each segment of its fingerprint pages) and carries the
+pages after the signature: each segment is checked and put in place on its own.
+
 Each category states its own false-positive budget (the harm of a false hit); categories with
 the same budget form a group, and every fingerprint page holds one sub-list per group, so a
 lookup still reads one page whatever the number of categories and groups.
@@ -23,6 +27,7 @@ MAGIC = b"TBL1"
 FORMAT = const(3)
 KIND_FULL = const(1)
 KIND_DELTA = const(2)
+KIND_SEG = const(3)  # a full image cut into segments, each checked against the signed index
 
 # Category actions (what the decision core does with a hit).
 PASS = const(1)
@@ -58,6 +63,11 @@ REC_LEN = const(16)  # exact record: 8-byte keyed hash, category id, op, 6 reser
 MAX_EXACT = const(4096)  # exact records in a full image (the builder needs a handful)
 OP_ADD = const(1)
 OP_REMOVE = const(2)
+# segmented image: after the largest category table, segment bytes (whole 4 KiB sectors) and
+# the number of segments; their digests follow the exact records, in whole pages
+SEG = "<II"
+SEG_AT = const(448)
+MAX_SEGS = const(200)  # the one-image store's map record holds a slot number per segment
 
 
 class ListError(ValueError):
@@ -123,17 +133,22 @@ class Header:
             raise ListError(E_FORMAT, "not a blocklist image (bad magic)")
         if fmtv != FORMAT:
             raise ListError(E_FORMAT, "unsupported format version %d" % fmtv)
-        if total is not None and self.signed_len + TRAILER != total:
-            raise ListError(E_FORMAT, "length field %d does not match %d bytes"
-                            % (self.signed_len + TRAILER, total))
         self.cats = []
-        if self.kind == KIND_FULL:
+        if self.kind in (KIND_FULL, KIND_SEG):
             if not 1 <= self.ncat <= MAX_CATS:
                 raise ListError(E_FORMAT, "category count %d" % self.ncat)
             if self.nrec > MAX_EXACT:
                 raise ListError(E_FORMAT, "%d exact records" % self.nrec)
             self.pages_at = PAGE * (1 + rec_pages(self.nrec))
-            if self.npages < 1 or self.pages_at + self.npages * PAGE != self.signed_len:
+            end = self.pages_at + self.npages * PAGE
+            if self.kind == KIND_SEG:
+                self._segments(buf)
+                end = self.digests_at + PAGE * ((self.nseg * DIGEST_LEN + PAGE - 1) // PAGE)
+                self.pages_at = end + TRAILER  # the pages follow the signature
+                self.length = self.pages_at + self.npages * PAGE
+            else:
+                self.length = end + TRAILER
+            if self.npages < 1 or end != self.signed_len:
                 raise ListError(E_FORMAT, "page count %d does not match the length"
                                 % self.npages)
             if len(buf) < HEADER_LEN + self.ncat * CAT_LEN:
@@ -163,5 +178,20 @@ class Header:
             if self.pages_at + self.npages * PAGE != self.signed_len:
                 raise ListError(E_FORMAT, "delta record or page count does not match its "
                                 "length")
+            self.length = self.signed_len + TRAILER
         else:
             raise ListError(E_FORMAT, "unknown image kind %d" % self.kind)
+        if total is not None and self.length != total:
+            raise ListError(E_FORMAT, "length field %d does not match %d bytes"
+                            % (self.length, total))
+
+    def _segments(self, buf):
+        """A segmented image's segment size and count; its digests start where a full
+        image's pages would."""
+        if len(buf) < SEG_AT + 8:
+            raise ListError(E_TRUNCATED, "segment table cut short")
+        self.seg_bytes, self.nseg = struct.unpack_from(SEG, buf, SEG_AT)
+        if self.seg_bytes < 4096 or self.seg_bytes % 4096 or not 0 < self.nseg <= MAX_SEGS \
+                or self.nseg != (self.npages * PAGE + self.seg_bytes - 1) // self.seg_bytes:
+            raise ListError(E_FORMAT, "bad segment table")
+        self.digests_at = self.pages_at

@@ -1,6 +1,6 @@
 """Streamed install of a full list or a delta into the slot the switch record does not name:
 hashed from what reads back from flash, signature-checked, then activated by the store's
-atomic switch record (ListStore._commit).
+atomic switch record (ListStore._activate).
 
 An interrupted install can be resumed: progress() names where it writes (slot, area, the
 switch-record generation it started under) and how many of its bytes are in flash in whole
@@ -25,12 +25,10 @@ from blocklist.fmt import (
     E_STATE,
     E_TRUNCATED,
     KIND_DELTA,
-    KIND_FULL,
     ListError,
 )
 
 _SECTOR = const(4096)
-_NONE = const(0xFF)
 _STAGE = const(4096)  # install RAM: this read-back buffer + the 512-byte header + trailer
 
 
@@ -83,40 +81,38 @@ class Installer:
             self._fail(E_KEY, "signed for another list key")
         if h.seq <= s.seq:
             self._fail(E_ROLLBACK, "sequence %d is not newer than %d" % (h.seq, s.seq))
-        rec = s._rec
-        if h.kind == KIND_DELTA:
-            if not s._ok or h.base_seq != s.base_seq:
-                self._fail(E_BASE, "delta for list %d, active list is %d"
-                           % (h.base_seq, s.base_seq))
-            if self._total > s.delta_cap:
-                self._fail(E_OVERSIZE, "delta exceeds the %d-byte area" % s.delta_cap)
-            self._slot = 1 - rec[3] if rec[3] != _NONE else 0
-            self._base = s.image_cap
-        else:
-            self._slot = 1 - rec[2] if rec else 0
-            self._base = 0
+        if h.kind == KIND_DELTA and (not s._ok or h.base_seq != s.base_seq):
+            self._fail(E_BASE, "delta for list %d, active list is %d" % (h.base_seq, s.base_seq))
+        try:
+            self._part, self._base, self._slot = s._target(h, self._total)
+        except ListError as e:
+            self._fail(e.code, e.reason)
         self._hd = h
-        self._part = s._parts[self._slot]
-        self._erased = 0
+        self._gen = s._gen
+        self._erased = self._base  # sectors of the area erased so far (partition offset)
         self._h = hashlib.sha256()
         self._stage = bytearray(_STAGE)
         self._trail = bytearray(fmt.TRAILER)
 
     def _put(self, buf):
+        self._burn(self._base + self._pos, buf, self._absorb, self._pos)
+        self._pos += len(buf)
+
+    def _burn(self, at, buf, absorb, rel):
+        """Program buf at partition offset `at`, erasing sectors just ahead of it, then read it
+        back through absorb(rel + done, k) in stage-buffer pieces: what is hashed is what the
+        flash now holds, so a failed program cannot pass as signed data."""
         part = self._part
-        a = self._base + self._pos
         n = len(buf)
-        while self._erased < self._pos + n:
-            part.ioctl(6, (self._base + self._erased) // _SECTOR)
+        while self._erased < at + n:
+            part.ioctl(6, self._erased // _SECTOR)
             self._erased += _SECTOR
-        part.writeblocks(a // _SECTOR, buf, a % _SECTOR)
-        # hash what the flash now holds, so a failed program cannot pass as signed data
+        part.writeblocks(at // _SECTOR, buf, at % _SECTOR)
         done = 0
         while done < n:
             k = min(_STAGE, n - done)
-            self._absorb(self._pos + done, k)
+            absorb(rel + done, k)
             done += k
-        self._pos += n
 
     def _absorb(self, rel, k):
         """Read k (<= _STAGE) bytes of the artefact at offset rel back from flash into the
@@ -146,7 +142,7 @@ class Installer:
         keeps to resume this install; None before the header was checked."""
         if self._h is None or self._dead:
             return None
-        return (self._slot, self._base, self._s._gen, self.durable())
+        return (self._slot, self._base, self._gen, self.durable())
 
     def resume(self, slot, base, gen, n, feed=None):
         """Generator: continue, on this fresh Installer, an install of the same artefact that
@@ -161,13 +157,13 @@ class Installer:
         s = self._s
         if self._dead or self._h is not None or self._pos:
             self._fail(E_STATE, "only a fresh install can resume")
-        if gen != s._gen or slot not in (0, 1) or base not in (0, s.image_cap) or n <= 0 \
-                or n % _SECTOR or n >= self._total:
+        part = s._area(slot, base)
+        if part is None or n <= 0 or n % _SECTOR or n >= self._total:
             self._fail(E_STATE, "progress record does not match the store")
-        s._parts[slot].readblocks(base // _SECTOR, self._hdr, 0)
+        part.readblocks(base // _SECTOR, self._hdr, 0)
         self._start()  # what the flash holds must pass the same checks as a fresh header
-        if self._slot != slot or self._base != base:
-            self._fail(E_STATE, "progress record names another area")
+        if self._slot != slot or self._base != base or self._gen != gen:
+            self._fail(E_STATE, "progress record names another area or store state")
         done = 0
         while done < n:
             k = min(_STAGE, n - done)
@@ -177,7 +173,7 @@ class Installer:
             done += k
             yield
         self._pos = n
-        self._erased = n
+        self._erased = self._base + n
 
     def finish(self):
         """Check length, digest and signature; then switch to the new list atomically."""
@@ -186,23 +182,22 @@ class Installer:
         self._dead = True
         if self._h is None or self._pos != self._total:
             raise ListError(E_TRUNCATED, "got %d of %d bytes" % (self._pos, self._total))
+        self._verify()
+        h = self._hd
+        self._s._activate(h, self._slot, self._total)
+        return h.seq
+
+    def _verify(self):
+        """The signed part as read back from flash: its digest, the RSA signature, and the
+        exact records in the strictly increasing order the binary search needs."""
         digest = self._h.digest()
         if digest != bytes(self._trail[: fmt.DIGEST_LEN]):
-            raise ListError(E_DIGEST, "body digest mismatch (corrupted in transit or flash)")
+            self._fail(E_DIGEST, "body digest mismatch (corrupted in transit or flash)")
         try:
             verify(self._s._n, self._s._e, digest, bytes(self._trail[fmt.DIGEST_LEN:]))
         except SignatureError as e:
-            raise ListError(E_SIGNATURE, "signature rejected: %s" % e.args[0]) from None
-        h = self._hd
-        s = self._s
-        if h.kind == KIND_FULL:
-            self._check_sorted(h.nrec, fmt.PAGE)
-            s._commit(self._slot, _NONE, h.seq, self._total, 0, 0)
-        else:
-            self._check_sorted(h.nrec, fmt.PAGE)
-            r = s._rec
-            s._commit(r[2], self._slot, r[4], r[5], h.seq, self._total)
-        return h.seq
+            self._fail(E_SIGNATURE, "signature rejected: %s" % e.args[0])
+        self._check_sorted(self._hd.nrec, fmt.PAGE)
 
     def _check_sorted(self, nrec, at):
         """Lookups binary-search the exact records (a delta's, a full image's exceptions):
@@ -213,5 +208,5 @@ class Installer:
             a = self._base + at + j * fmt.REC_LEN
             self._part.readblocks(a // _SECTOR, cur, a % _SECTOR)
             if j and cur[:10] <= prev[:10]:  # fingerprint, category: strictly increasing
-                raise ListError(E_FORMAT, "exact record %d out of order" % j)
+                self._fail(E_FORMAT, "exact record %d out of order" % j)
             prev, cur = cur, prev

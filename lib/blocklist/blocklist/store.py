@@ -41,19 +41,23 @@ def key_id(n):
     return hashlib.sha256(n.to_bytes(fmt.SIG_LEN, "big")).digest()[: fmt.KEY_ID_LEN]
 
 
+def open_store(partition_cls, pubkey):
+    """The store the partition table calls for: the one-image store (segstore.SegStore) on a
+    board with a `bl_seg` region (seed scale, 32 MiB), else the two-slot ListStore."""
+    if partition_cls.find(partition_cls.TYPE_DATA, label="bl_seg"):
+        from blocklist.segstore import SegStore
+
+        return SegStore(partition_cls, pubkey)
+    return ListStore(partition_cls, pubkey)
+
+
 class ListStore:
     """ListStore(Partition, (n, e)): the active list and the installer for new ones."""
 
     def __init__(self, partition_cls, pubkey):
         self._n, self._e = pubkey
         self._kid = key_id(self._n)
-        t = partition_cls.TYPE_DATA
-        self._parts = (partition_cls.find(t, label="bl_a")[0],
-                       partition_cls.find(t, label="bl_b")[0])
-        size = self._parts[0].ioctl(4, 0) * _SECTOR
-        self.image_cap = size - _TAIL * _SECTOR
-        self.delta_cap = (_TAIL - 1) * _SECTOR
-        self._rec_off = size - _SECTOR
+        self._attach(partition_cls)
         self._sha = Sha256()
         self._msg = bytearray(MSG_LEN)
         self._d = bytearray(32)
@@ -61,6 +65,15 @@ class ListStore:
         self._r = bytearray(fmt.REC_LEN)
         self._hits = bytearray(fmt.MAX_CATS)
         self.load()
+
+    def _attach(self, partition_cls):
+        t = partition_cls.TYPE_DATA
+        self._parts = (partition_cls.find(t, label="bl_a")[0],
+                       partition_cls.find(t, label="bl_b")[0])
+        size = self._parts[0].ioctl(4, 0) * _SECTOR
+        self.image_cap = size - _TAIL * _SECTOR
+        self.delta_cap = (_TAIL - 1) * _SECTOR
+        self._rec_off = size - _SECTOR
 
     # --- state --------------------------------------------------------------------------------
     def _records(self):
@@ -81,8 +94,7 @@ class ListStore:
         part.readblocks(off // _SECTOR, b, off % _SECTOR)
         return b
 
-    def load(self):
-        """(Re)read the newest switch record and the headers it names (boot, after install)."""
+    def _reset(self):
         self._ok = False
         self._gen = 0
         self.seq = 0
@@ -93,8 +105,13 @@ class ListStore:
         self._ncat = 0
         self._dn = 0
         self._dnp = 0
-        self._xn = 0
-        self._rec = None
+        self._xc = 0
+        self._pa = 0  # lookup's page address: an attribute from the start, so setting it
+        self._rec = None  # in a lookup never grows the instance (allocation-free)
+
+    def load(self):
+        """(Re)read the newest switch record and the headers it names (boot, after install)."""
+        self._reset()
         recs = self._records()
         if not recs:
             return
@@ -103,18 +120,32 @@ class ListStore:
         if fslot > 1:
             return
         part = self._parts[fslot]
-        try:
-            h = fmt.Header(self._read(part, 0, fmt.PAGE), flen)
-        except ListError:
-            return  # the slot no longer holds what the record names: no list
-        if h.kind != KIND_FULL or h.seq != fseq:
+        h = self._header(part, 0, flen, KIND_FULL, fseq)
+        if h is None:
             return
         self._rec = f
+        self._use(part, h, fmt.PAGE)
+        if darea < 2:
+            self._use_delta(self._parts[darea], self.image_cap, dlen, dseq)
+        self._ok = True
+
+    def _header(self, part, at, length, kind, seq):
+        """The header at `at` if it is the artefact a record names (kind, sequence, length),
+        else None: the flash no longer holds what the record names."""
+        try:
+            h = fmt.Header(self._read(part, at, fmt.PAGE), length)
+        except ListError:
+            return None
+        return h if h.kind == kind and h.seq == seq else None
+
+    def _use(self, part, h, xat):
+        """Look up in the full list h (its exact records at xat in part)."""
         self._part = part
         self._key = h.key
         self.base_seq = self.seq = h.seq
         self.issued = h.issued
         self.max_age_s = h.max_age_s
+        self._stale_after = self.issued + self.max_age_s
         cats = h.cats
         self._ncat = len(cats)
         self._ids = bytes(c[0] for c in cats)
@@ -125,25 +156,27 @@ class ListStore:
         self._dcbits = bytes(b + 1 for b in h.cbits)  # a delta page adds the op bit
         self._np = h.npages
         self._pages_at = h.pages_at
-        self._xn = h.nrec  # exact records: the builder's collision resolutions
+        self._xat = xat
+        self._xc = h.nrec  # exact records: the builder's collision resolutions
         self.categories = {c[0]: (c[5], c[1], c[2], c[3] & (fmt.FLAG_HEALTH | fmt.FLAG_PASS_SET))
                            for c in cats}
-        if darea < 2:
-            dpart = self._parts[darea]
-            try:
-                dh = fmt.Header(self._read(dpart, self.image_cap, fmt.HEADER_LEN), dlen)
-            except ListError:
-                dh = None
-            if dh and dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == fseq:
-                self._dpart = dpart
-                self._dn = dh.nrec
-                self._dnp = dh.npages
-                self._dpages_at = self.image_cap + dh.pages_at
-                self.seq = dh.seq
-                self.issued = dh.issued
-                self.max_age_s = dh.max_age_s
-        self._stale_after = self.issued + self.max_age_s
-        self._ok = True
+
+    def _use_delta(self, part, at, dlen, dseq):
+        """Apply the delta at `at` in part if it is the one the record names, for this list."""
+        try:
+            dh = fmt.Header(self._read(part, at, fmt.HEADER_LEN), dlen)
+        except ListError:
+            return
+        if dh.kind == KIND_DELTA and dh.seq == dseq and dh.base_seq == self.base_seq:
+            self._dpart = part
+            self._dat = at
+            self._dn = dh.nrec
+            self._dnp = dh.npages
+            self._dpages_at = at + dh.pages_at
+            self.seq = dh.seq
+            self.issued = dh.issued
+            self.max_age_s = dh.max_age_s
+            self._stale_after = self.issued + self.max_age_s
 
     def active(self):
         return self._ok
@@ -183,13 +216,14 @@ class ListStore:
         v = d[8] | d[9] << 8 | d[10] << 16 | (d[11] & 0x3F) << 24  # khash.page_of()
         quo = d[12] | d[13] << 8  # khash.quotient()
         rem = d[14] | d[15] << 8 | d[16] << 16  # khash.remainder()
-        if self._dn:
-            self._search(self._dpart, self.image_cap + fmt.PAGE, self._dn, d, 0)
-        if self._dnp:
-            self._delta_page(v, quo, rem)
-        if self._xn:
-            self._search(self._part, fmt.PAGE, self._xn, d, 1)
-        a = self._pages_at + v % self._np * fmt.PAGE
+        if self._locate(v % self._np):
+            if self._dn:
+                self._search(self._dpart, self._dat + fmt.PAGE, self._dn, d, 0)
+            if self._dnp:
+                self._delta_page(v, quo, rem)
+        if self._xc:
+            self._search(self._part, self._xat, self._xc, d, 1)
+        a = self._pa
         self._part.readblocks(a // _SECTOR, self._page, a % _SECTOR)
         g = -1
         mask = 0
@@ -205,6 +239,12 @@ class ListStore:
             if mask >> (ci - self._gfirst[g]) & 1:
                 return self._ids[ci]
         return 0
+
+    def _locate(self, p):
+        """Where page p is (self._pa) and whose exact records apply (self._xat, self._xc);
+        True when the delta applies to it (always here: one list in one slot)."""
+        self._pa = self._pages_at + p * fmt.PAGE
+        return True
 
     def _delta_page(self, v, quo, rem):
         """A compact delta's page: each entry is category index * 2 + op (0 add, 1 remove);
@@ -267,6 +307,32 @@ class ListStore:
     def begin(self, total_len):
         """Start a streamed install of a full image or a delta of total_len bytes."""
         return Installer(self, total_len)
+
+    def _target(self, h, total):
+        """(partition, offset, slot) an install of h writes to: the places the switch record
+        does not name. Raises ListError when the store cannot take it."""
+        rec = self._rec
+        if h.kind == KIND_DELTA:
+            if total > self.delta_cap:
+                raise ListError(fmt.E_OVERSIZE, "delta exceeds the %d-byte area" % self.delta_cap)
+            slot = 1 - rec[3] if rec[3] != _NONE else 0
+            return self._parts[slot], self.image_cap, slot
+        if h.kind != KIND_FULL:
+            raise ListError(fmt.E_FORMAT, "this store takes full images and deltas")
+        slot = 1 - rec[2] if rec else 0
+        return self._parts[slot], 0, slot
+
+    def _area(self, slot, at):
+        """The partition of a place _target() names (resume), None for any other."""
+        return self._parts[slot] if slot in (0, 1) and at in (0, self.image_cap) else None
+
+    def _activate(self, h, slot, total):
+        """Switch to the installed artefact: write the new switch record."""
+        if h.kind == KIND_FULL:
+            self._commit(slot, _NONE, h.seq, total, 0, 0)
+        else:
+            r = self._rec
+            self._commit(r[2], slot, r[4], r[5], h.seq, total)
 
     def _commit(self, fslot, darea, fseq, flen, dseq, dlen):
         recs = self._records()
