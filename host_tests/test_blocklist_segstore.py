@@ -26,7 +26,7 @@ BOARD = """
 flash = nor.NorFlash(%%(img)r, %d)
 partition.attach(flash, (('bl_seg', 1, 0x40, 0, %d),))
 from blocklist.store import open_store
-""" % (REGION, REGION)
+"""
 HELPERS = """
 def expect(store, old, new, seg, newseq):
     # the rule: the new list once the identifier's segment is switched, else the old one;
@@ -72,14 +72,17 @@ def stream(store, path, chunk=1024, upto=None, every=None):
 
 
 class SegLab(Lab):
-    """Lab on the scaled-down one-image region; images are segmented, PAGES pages."""
+    """Lab on a scaled-down one-image region (the flash is the region); images are segmented
+    and keep one page count unless a test asks for another."""
 
-    def __init__(self, tmp_path, mp, keys):
-        super().__init__(tmp_path, mp, keys, board=BOARD, size=REGION)
+    def __init__(self, tmp_path, mp, keys, segment=SEG, pages=PAGES, region=REGION):
+        super().__init__(tmp_path, mp, keys, board=BOARD % (region, region), size=region)
+        self.segment = segment
+        self.pages = pages
 
     def full(self, name, ents, seq, priv=None, **kw):
-        kw.setdefault("segment", SEG)
-        kw.setdefault("npages", PAGES)
+        kw.setdefault("segment", self.segment)
+        kw.setdefault("npages", self.pages)
         return super().full(name, ents, seq, priv, **kw)
 
     def compact(self, name, base, members, changes, seq):
@@ -115,12 +118,12 @@ def seglab(tmp_path, mp, keys):
     return SegLab(tmp_path, mp, keys)
 
 
-def world(lab):
-    """A list (l1, 6,000 entries), its delta d2 (cumulative changes: removals, moves, new
+def world(lab, n=6000):
+    """A list (l1, n entries), its delta d2 (cumulative changes: removals, moves, new
     entries; built with the member list, so it answers every member exactly) and d3 (more of
     the same), the compaction c4 of l1 + d3, and the idents to check: members old and new,
     changed ones, non-members."""
-    v1 = entries(b"A", 6000)
+    v1 = entries(b"A", n)
     l1 = lab.full("l1.img", v1, 1)
     ch2 = [(cb.fmt.OP_REMOVE, *v1[i]) for i in range(0, 60, 3)] + \
         [(cb.fmt.OP_ADD, *e) for e in entries(b"N", 40)] + \
@@ -129,8 +132,8 @@ def world(lab):
     ch3 = ch2 + [(cb.fmt.OP_ADD, *e) for e in entries(b"M", 30, cats=(1, 4))]
     d3 = lab.delta("d3.img", l1, ch3, 3, compact=True, members=v1)
     c4 = lab.compact("c4.img", l1, v1, ch3, 4)
-    idents = [e[:2] for e in v1[:600]] + [(c[1], c[2]) for c in ch3] + \
-        [e[:2] for e in entries(b"Z", 300)]
+    idents = [e[:2] for e in v1[:n // 10]] + [(c[1], c[2]) for c in ch3] + \
+        [e[:2] for e in entries(b"Z", n // 20)]
     return v1, l1, d2, d3, c4, idents
 
 
