@@ -396,9 +396,9 @@ async def main(board, cfg, cfg_error=None):
     key = list_key()
     store = None
     if key:
-        from blocklist.store import ListStore
+        from blocklist.store import open_store  # two slots, or one image (32 MiB board)
 
-        store = ListStore(board.Partition, key)
+        store = open_store(board.Partition, key)
     a = App(board, cfg, cfg_error, code_errors=R.code_table(ridecode))
     a.verifier = verifier
     a.store = store

@@ -144,3 +144,88 @@ def test_power_cut_big_rolling_install(tmp_path, mp, keys, torn):
     lab = SegLab(tmp_path, mp, keys, segment=8192, pages=160, region=160 * 4096)
     got = run_campaign(lab, torn, 20000, chunk=4096)
     assert got["roll"] >= 40, got
+
+
+WORKLOAD = """
+import board
+from blocklist.store import open_store
+
+PUB = (%(n)d, %(e)d)
+IDENTS = %(idents)r
+
+
+def run():
+    store = open_store(board.Partition, PUB)
+    print('BL boot', board.FLASH_SIZE, type(store).__name__, store.seq, store.pending_seq,
+          store.done, store.active(), board.flash.ops)
+    print('BL look', ' '.join(str(store.lookup(ns, i, len(i))) for ns, i in IDENTS))
+    if store.seq < %(target)d:
+        name = '/extra/%%d.img' %% (store.pending_seq or store.seq + 1)
+        f = open(name, 'rb')
+        f.seek(0, 2)
+        inst = store.begin(f.tell())
+        f.seek(0)
+        buf = bytearray(4096)
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                break
+            inst.write(memoryview(buf)[:k])
+        print('BL installed', inst.finish(), board.flash.ops)
+"""
+
+
+def test_power_cut_full_reboots_on_the_32mib_board(tmp_path, keys):
+    """The emulated reader modelling the 32 MiB board (esp32s3_gate32's partition table, its
+    24 MiB bl_seg region): a first list, its delta, then the compaction of the two rolled in
+    (64 KiB segments), cut during a segment write and at the last switch, with real reboots:
+    after each, every identifier checked answers as list + delta did (the compaction answers
+    them alike) and the install completes."""
+    from flashtool.lists import blocklist as cb
+    from sim.runner import EXIT_POWER_CUT, Reader
+
+    priv = keys[0]
+    v1 = entries(b"A", 3000)
+    changes = [(cb.fmt.OP_REMOVE, *v1[0]), (cb.fmt.OP_ADD, 1, b"NEW-1", 2)]
+    l1 = cb.build_image(v1, priv, 1, key=bytes(range(16)), segment=65536, npages=512)
+    d2 = cb.build_delta(l1, changes, priv, 2, members=v1)
+    c3 = cb.compact(l1, v1, changes, priv, 3)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for seq, data in ((1, l1), (2, d2), (3, c3)):
+        (extra / ("%d.img" % seq)).write_bytes(data)
+    probe = [e[:2] for e in v1[:40]] + [(1, b"NEW-1")]
+    before = " ".join(str(cb.lookup(l1, ns, i, d2)) for ns, i in probe)
+    after = " ".join(str(cb.lookup(c3, ns, i)) for ns, i in probe)
+    assert before == after and before.startswith("0 2 3") and before.endswith(" 2")
+    n, e = cb.pubkey(priv)
+    (extra / "segwl.py").write_text(WORKLOAD % {"n": n, "e": e, "idents": probe, "target": 3})
+    r = Reader(workdir=tmp_path / "reader", flash_board="esp32s3_gate32")
+    try:
+        assert r.image.stat().st_size == 32 << 20
+        code, out = r.run(entry="segwl", extra_path=str(extra))
+        assert code == 0 and out[0].startswith("BL boot 33554432 SegStore 0 0 0 False"), out
+        assert any(x.startswith("BL installed 1") for x in out), out
+        code, out = r.run(entry="segwl", extra_path=str(extra))
+        assert any(x.startswith("BL installed 2") for x in out), out
+        snap = r.image.read_bytes()
+        code, out = r.run(entry="segwl", extra_path=str(extra))
+        assert "BL look " + before in out, out
+        start = [int(x.split()[-1]) for x in out if x.startswith("BL boot")][0]
+        end = [int(x.split()[-1]) for x in out if x.startswith("BL installed 3")][0]
+        # mid-way through a segment's programs, and the last op (the final switch record)
+        for cut, torn in (((start + end) // 2, 1), (end, 2)):
+            r.image.write_bytes(snap)
+            code, out = r.run(entry="segwl", extra_path=str(extra), cut_at=cut, torn=torn)
+            assert code == EXIT_POWER_CUT, "\n".join(out)
+            code, out = r.run(entry="segwl", extra_path=str(extra))  # reboot: mixed, continue
+            assert code == 0, "\n".join(out)
+            boot = [x.split() for x in out if x.startswith("BL boot")][0]
+            assert boot[4:8] == ["2", "3", boot[6], "True"] and int(boot[6]) >= 1, boot
+            assert "BL look " + before in out and any(
+                x.startswith("BL installed 3") for x in out), out
+            code, out = r.run(entry="segwl", extra_path=str(extra))
+            assert "BL look " + after in out and any(
+                x.startswith("BL boot 33554432 SegStore 3 0 0 True") for x in out), out
+    finally:
+        r.close()

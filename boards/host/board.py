@@ -36,23 +36,25 @@ PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
 
 
 def power_on():
-    global clock, flash, settings, app_slot, app_pending, _link
+    global clock, flash, settings, app_slot, app_pending, _link, FLASH_SIZE
     clock = Clock()
     # accelerated or not, and the virtual timeline of the previous boot to continue (so the
     # simulators' time never runs backwards across a reboot), before the first request
     clock.start(os.getenv("READER_ACCELERATED") == "1")
     clock.resume(*[int(x) for x in (os.getenv("READER_RESUME") or "0 0").split()])
     _link = Link(os.getenv("READER_SOCK"), clock)
-    b = bytearray(512)
+    b = bytearray(1024)  # the settings: room for another board's partition table
     n = _link.call(OP_HELLO, 0, 0, None, 0, b)
     settings = json.loads(bytes(b[:n]))
     if settings.get("epoch") is not None:
         clock.set_time(settings["epoch"])
     clock.install()
+    # a larger module's flash when the runner models one (Reader(flash_board=...))
+    FLASH_SIZE = settings.get("flash_size", FLASH_SIZE)
     flash = NorFlash(settings["image"], FLASH_SIZE)
     flash.cut_at = settings.get("cut_at", 0)
     flash.torn = settings.get("torn", 0)
-    partition.attach(flash, hosttables.PARTITIONS)
+    partition.attach(flash, settings.get("partitions") or hosttables.PARTITIONS)
     app_slot, app_pending = partition.bootloader()
     mount_fs()
 

@@ -5,6 +5,7 @@ host board, wired to the simulated hardware in this process, booting from a flas
 reader that must be booted again from the same image (`Reader.reboot()`).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -107,6 +108,17 @@ def build_dir(board="host"):
     return d.resolve()
 
 
+def flash_layout(board=None):
+    """(flash size, partition rows) of the board folder whose flash the emulated board models
+    instead of its own 16 MiB (e.g. esp32s3_gate32 for seed-scale lists); (FLASH_SIZE, None):
+    its own, the production layout."""
+    if board is None:
+        return FLASH_SIZE, None
+    d = ROOT / "boards" / board
+    size = json.loads((d / "board.json").read_text())["flash_size"]
+    return size, [list(r) for r in tables.partitions(d / "partitions.csv")]
+
+
 def blank_image(path, size=FLASH_SIZE):
     """An erased NOR chip: every byte 0xFF."""
     with open(path, "wb") as f:
@@ -119,7 +131,7 @@ class Reader:
     """One emulated reader. The hardware (`self.hw`) outlives reboots of the firmware."""
 
     def __init__(self, workdir=None, heapsize=HEAPSIZE, accelerated=True, nfc="hsu",
-                 epoch=None, image=None, hardware=None):
+                 epoch=None, image=None, hardware=None, flash_board=None):
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="reader-")
             workdir = self._tmp.name
@@ -129,8 +141,9 @@ class Reader:
         self.hw.ticks_period = TICKS_PERIOD
         self.server = LinkServer(self.hw, str(self.workdir / "link.sock"))
         self.image = Path(image) if image else self.workdir / "flash.img"
+        self.flash_size, self.partitions = flash_layout(flash_board)
         if not self.image.exists():
-            blank_image(self.image)
+            blank_image(self.image, self.flash_size)
         self.heapsize = heapsize
         self.accelerated = accelerated
         self.nfc = nfc
@@ -161,6 +174,8 @@ class Reader:
             "extra_path": str(extra_path) if extra_path else None,
             "reset_cause": reset_cause,
         }
+        if self.partitions:
+            self.hw.boot.update(flash_size=self.flash_size, partitions=self.partitions)
         if settings:
             self.hw.boot.update(settings)
         frozen = self.hw.boot["frozen"]
