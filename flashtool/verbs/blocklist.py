@@ -1,4 +1,4 @@
-"""`flash.py blocklist keygen|build|delta|inspect|check`: build, sign, inspect and check
+"""`flash.py blocklist keygen|build|delta|compact|inspect|check`: build, sign, inspect and check
 blocklist images (the format: docs/blocklist.md; the builder: flashtool/lists/blocklist.py)."""
 
 import time
@@ -9,6 +9,7 @@ from flashtool.lists.blocklist import (
     KEY_DIR,
     build_delta,
     build_image,
+    compact,
     design_fp,
     fmt,
     keygen,
@@ -31,12 +32,10 @@ def cmd_keygen(args):
     print("private key %s (keep it off the readers)\npublic key  %s" % (pem, pub))
 
 
-def cmd_build(args):
+def _with_progress(what, make):
+    """make(progress) under a progress bar per stage; a refusal is the command's error."""
     from rich.progress import Progress
 
-    t0 = time.time()
-    entries = read_entries(args.csv)
-    priv = load_private(args.key or KEY_DIR / "blocklist.pem")
     try:
         with Progress() as bar:
             tasks = {}
@@ -46,14 +45,39 @@ def cmd_build(args):
                     tasks[stage] = bar.add_task(stage, total=total or None)
                 bar.update(tasks[stage], completed=done)
 
-            img = build_image(entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp,
-                              progress=progress)
+            return make(progress)
     except ValueError as e:
-        raise SystemExit("blocklist build: %s" % e) from None
+        raise SystemExit("blocklist %s: %s" % (what, e)) from None
+
+
+def _built(args, img, n, t0):
     Path(args.out).write_bytes(img)
-    print("%s: %d entries, %d bytes (%.2f bits/entry), seq %d, %.1f s"
-          % (args.out, len(entries), len(img), len(img) * 8 / max(1, len(entries)), args.seq,
-             time.time() - t0))
+    h = fmt.Header(img, len(img))
+    seg = ", %d segments of %d KiB" % (h.nseg, h.seg_bytes // 1024) \
+        if h.kind == fmt.KIND_SEG else ""
+    print("%s: %d entries, %d bytes (%.2f bits/entry)%s, seq %d, %.1f s"
+          % (args.out, n, len(img), len(img) * 8 / max(1, n), seg, args.seq, time.time() - t0))
+
+
+def cmd_build(args):
+    t0 = time.time()
+    entries = read_entries(args.csv)
+    priv = load_private(args.key or KEY_DIR / "blocklist.pem")
+    img = _with_progress("build", lambda progress: build_image(
+        entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp, progress=progress,
+        segment=args.segment_kib * 1024 if args.segment_kib else None, npages=args.pages))
+    _built(args, img, len(entries), t0)
+
+
+def cmd_compact(args):
+    t0 = time.time()
+    base = Path(args.base).read_bytes()
+    members = read_entries(args.list)
+    changes = read_changes(args.csv)
+    priv = load_private(args.key or KEY_DIR / "blocklist.pem")
+    img = _with_progress("compact", lambda progress: compact(
+        base, members, changes, priv, args.seq, progress=progress))
+    _built(args, img, sum(c[4] for c in fmt.Header(img, len(img)).cats), t0)
 
 
 def cmd_delta(args):
@@ -69,7 +93,8 @@ def cmd_delta(args):
 def cmd_inspect(args):
     img = Path(args.image).read_bytes()
     h = fmt.Header(img, len(img))
-    kind = {fmt.KIND_FULL: "full", fmt.KIND_DELTA: "delta"}[h.kind]
+    kind = {fmt.KIND_FULL: "full", fmt.KIND_SEG: "segmented full",
+            fmt.KIND_DELTA: "delta"}[h.kind]
     print("%s list seq %d%s, %d bytes, issued %s UTC, max age %d s, key id %s" % (
         kind, h.seq, " (base %d)" % h.base_seq if h.kind == fmt.KIND_DELTA else "", len(img),
         time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(h.issued)), h.max_age_s,
@@ -79,7 +104,10 @@ def cmd_inspect(args):
         print("  %d %-15s %-6s stale->%-6s%s%s %9d entries, group %d, budget %.0e" % (
             cid, name, acts[act], acts[stale], " health" if flags & fmt.FLAG_HEALTH else "",
             " pass-set" if flags & fmt.FLAG_PASS_SET else "", n, group, 1 / den))
-    if h.kind == fmt.KIND_FULL:
+    if h.kind == fmt.KIND_SEG:
+        print("  %d segments of %d KiB (the one-image store installs them one by one)"
+              % (h.nseg, h.seg_bytes // 1024))
+    if h.kind in (fmt.KIND_FULL, fmt.KIND_SEG):
         n = sum(c[4] for c in h.cats)
         print("  %d fingerprint pages, %d exact records, %.2f bits/entry, design "
               "false-positive rate per group %s" % (
@@ -118,6 +146,11 @@ def register(sub):
     b.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE)
     b.add_argument("--fp", type=float, default=None,
                    help="one budget for every category (default: each category's own)")
+    b.add_argument("--segment-kib", type=int, default=0,
+                   help="a segmented image for the one-image store of a 32 MiB board "
+                   "(esp32s3_gate32: 256); default: a full image for two list slots")
+    b.add_argument("--pages", type=int, default=None,
+                   help="page count (room to grow: later compactions keep it)")
     b.set_defaults(func=cmd_build)
     d = s.add_parser("delta", help="cumulative delta from a CSV add|remove,ns,identifier,cat")
     d.add_argument("base")
@@ -128,6 +161,15 @@ def register(sub):
     d.add_argument("--list", help="the base list's CSV: resolve fingerprint collisions of the "
                    "changed identifiers exactly")
     d.set_defaults(func=cmd_delta)
+    m = s.add_parser("compact", help="the compaction of a list and its changes: a new full "
+                     "image a one-image store rolls in while the old list keeps deciding")
+    m.add_argument("base")
+    m.add_argument("list", help="the base list's CSV")
+    m.add_argument("csv", help="its changes (as for delta), cumulative")
+    m.add_argument("--out", required=True)
+    m.add_argument("--seq", type=int, required=True)
+    m.add_argument("--key")
+    m.set_defaults(func=cmd_compact)
     i = s.add_parser("inspect", help="print an image's header and verify it")
     i.add_argument("image")
     i.add_argument("--pub")
