@@ -208,3 +208,37 @@ def test_compact_delta_removal_on_a_collision_is_resolved(lab):
     assert cb.lookup(img, 1, y, data) == 6 and cb.lookup(img, 1, z, data) == 0
     out = check_on_reader(lab, base, ents[:20] + [(1, y, 6), (1, z, 0)] + fill[:50], d)
     assert out == ["ok 20", "ok 21", "bad []"]
+
+
+def test_compaction_keeps_a_removed_identifier_unlisted(lab):
+    """Pass-set members y and z share a fingerprint (stored once); the changes remove z. In
+    the compaction y's entry still lists z's fingerprint, so the page alone would answer z
+    in the pass-set again, where list + delta answered it unlisted: the compaction carries
+    the exact removal record, and the reader answers both right."""
+    cats = {1: CATS[1], 6: CATS[6]}
+    lost = [(1, b"L%05d" % i, 1) for i in range(10)]
+    passes = [(1, b"P%05d" % i, 6) for i in range(299)]
+    _, (length, q) = plan((10, 300), [0.01, 0.05], [0, 0])  # the compaction's page
+    seen = {}
+    i = 0
+    while True:
+        ident = b"Y%06d" % i
+        k = fingerprint(ident, length, q)
+        if k in seen:
+            y, z = seen[k], ident
+            break
+        seen[k] = ident
+        i += 1
+    ents = lost + passes + [(1, y, 6), (1, z, 6)]
+    base = lab.full("l30.img", ents, 30, categories=cats)
+    changes = [(2, 1, z, 6)]
+    d31 = lab.delta("d31.img", base, changes, 31, members=ents)
+    comp = lab.raw("c32.img", cb.compact(base.read_bytes(), ents, changes, lab.priv, 32))
+    img = comp.read_bytes()
+    h = cb.fmt.Header(img, len(img))
+    assert h.npages == 1 and h.nrec == 1
+    assert page_answer(img, z) == [6]  # the page alone lists the removed one
+    assert cb.lookup(base.read_bytes(), 1, z, d31.read_bytes()) == 0
+    assert cb.lookup(img, 1, z) == 0 and cb.lookup(img, 1, y) == 6
+    out = check_on_reader(lab, comp, lost + passes[:40] + [(1, y, 6), (1, z, 0)])
+    assert out == ["ok 32", "bad []"]

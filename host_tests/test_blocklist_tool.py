@@ -73,7 +73,7 @@ def test_quick_benchmark_prints_the_issue_figures():
 
 
 def test_segmented_build_compact_inspect_check(tmp_path):
-    """The one-image store's artefacts: a segmented image with room to grow (--pages), its
+    """The one-image store's artefacts: a segmented image with room to grow (--room), its
     compaction with a day's changes (same key, pages and segments), both verified segment by
     segment by inspect; a segment altered after signing is called out."""
     keys = tmp_path / "keys"
@@ -83,8 +83,9 @@ def test_segmented_build_compact_inspect_check(tmp_path):
     csv.write_text("card,3104000012345678,lost_stolen\nmifare,88776655,unpaid\n"
                    "account,ACC-1,health_hold\naccount,ACC-2,5\n")
     img = tmp_path / "s7.img"
+    # one page holds the 4 entries; 1500 % more makes the 16 pages of two 4 KiB segments
     code, out = tool("build", csv, "--out", img, "--seq", 7, "--key", key, "--segment-kib", 4,
-                     "--pages", 16)
+                     "--room", 1500)
     assert code == 0 and "4 entries" in out and "2 segments of 4 KiB" in out, out
     code, out = tool("inspect", img, "--pub", keys / "blocklist.pub.json")
     assert code == 0 and "segmented full list seq 7" in out and "signature OK" in out, out

@@ -2,7 +2,9 @@
 rate per category, members found in their own category, lookup cost on MicroPython and
 build time. quick: 100,000 entries against 1 M non-members; full (default): 1,000,000 against
 10 M; seed: the seed-scale list of issue 17, 15 M pass-set credentials + 1 M in the deny
-categories, every member checked and 10 M non-members, plus the delta for 100,000 changes.
+categories, every member checked and 10 M non-members, plus the delta for 100,000 changes and
+the compaction of list + delta, installed on the 32 MiB board's one-image store (plain, then
+the delta, then rolled in segment by segment with the gate's lookups between the switches).
 
 The list's hash key comes from --key-seed (fixed by default), so a run gives the same lists
 and the same verdicts every time. FP counts and member checks run the shared keyed hash and
@@ -91,7 +93,9 @@ def _worker(job):
     return got, missing, other
 
 
-def scan(img, n, lead, member, procs=2):
+def scan(img, n, lead, member, procs=2, start=0):
+    """Identifiers lead%018d for i in [start, n): (categories non-members are reported in,
+    members missing, members in another category than _RANGES says)."""
     global _IMG
     h = fmt.Header(img, len(img))
     exact = {}
@@ -99,8 +103,8 @@ def scan(img, n, lead, member, procs=2):
         r = img[fmt.PAGE + j * fmt.REC_LEN: fmt.PAGE + (j + 1) * fmt.REC_LEN]
         exact.setdefault(bytes(r[:8]), {})[r[8]] = r[9]
     _IMG = (img, h, exact)
-    step = -(-n // (procs * 8))
-    jobs = [(lo, min(n, lo + step), lead, member) for lo in range(0, n, step)]
+    step = -(-(n - start) // (procs * 8))
+    jobs = [(lo, min(n, lo + step), lead, member) for lo in range(start, n, step)]
     with get_context("fork").Pool(procs) as pool:
         res = pool.map(_worker, jobs)
     got = {}
@@ -184,7 +188,7 @@ def report(title, img, ents, ranges, stats, build_s, nonmembers):
           "wall); the machine is shared, so wall time is noisy" % build_s)
 
 
-def timed_build(ents, priv, key, categories=None, show=False):
+def timed_build(ents, priv, key, categories=None, show=False, **kw):
     t0 = time.perf_counter()
     c0 = time.process_time()
     stats = {}
@@ -195,7 +199,7 @@ def timed_build(ents, priv, key, categories=None, show=False):
                   file=sys.stderr, flush=True)
 
     img = cb.build_image(ents, priv, 1, key=key, categories=categories, stats=stats,
-                         progress=progress)
+                         progress=progress, **kw)
     return img, stats, (time.perf_counter() - t0, time.process_time() - c0)
 
 
@@ -291,16 +295,21 @@ def reader_figures(title, path, pub, probes, m):
           "the rest (~%.0f s at 45 ms per 4 KiB erase + 0.7 ms per 256-byte program)" % (
               fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR,
               size / 4096 * 0.045 + size / 256 * 0.0007))
+    lookups(v["lookup"], m)
+
+
+def lookups(got, m, reads=1, note=""):
+    """The lookup figures of a MicroPython run: {lead: (found, us for m lookups)}."""
     for lead, what in (("1", "deny-category members"), ("2", "pass-set members"),
                        ("9", "non-members")):
-        if lead not in v["lookup"]:
+        if lead not in got:
             continue
-        found, us = v["lookup"][lead]
+        found, us = got[lead]
         per = us / m
-        print("  lookup, %s: %d/%d listed; %.1f us host CPU (incl. NOR model reads) -> ESP32 "
-              "estimate %.2f ms (x %d) + one page read %.0f us = %.2f ms" % (
-                  what, found, m, per, per * CPU_FACTOR / 1000, CPU_FACTOR, PAGE_READ_US,
-                  (per * CPU_FACTOR + PAGE_READ_US) / 1000))
+        print("  lookup%s, %s: %d/%d listed; %.1f us host CPU (incl. NOR model reads) -> "
+              "ESP32 estimate %.2f ms (x %d) + %d page read(s) %.0f us = %.2f ms" % (
+                  note, what, found, m, per, per * CPU_FACTOR / 1000, CPU_FACTOR, reads,
+                  reads * PAGE_READ_US, (per * CPU_FACTOR + reads * PAGE_READ_US) / 1000))
 
 
 def run(args):
@@ -330,16 +339,27 @@ def run(args):
 
 def seed(work, priv, pub, key):
     """15 M pass-set credentials + 1 M deny entries (SEED_CATEGORIES), all members checked,
-    10 M non-members, the reader's lookup and the delta for 100,000 changes."""
+    10 M non-members; the delta for 100,000 changes; the compaction of list + delta; then on
+    the reader, the 32 MiB board's one-image store: the list, its delta, the compaction
+    rolled in."""
     deny, r1 = members(b"1", SEED_DENY_N, SEED_DENY)
     passes, r2 = members(b"2", SEED_PASS, ((6, 1.0),))
     ents = deny + passes
     del deny, passes
     print("seed scale: building %d entries (progress on stderr)" % len(ents), flush=True)
-    img, stats, build_s = timed_build(ents, priv, key, cb.SEED_CATEGORIES, show=True)
+    # a segmented image for the 32 MiB board, with room for the list to grow while its daily
+    # compactions keep the page count (docs/blocklist.md, "One-image store")
+    img, stats, build_s = timed_build(ents, priv, key, cb.SEED_CATEGORIES, show=True,
+                                      segment=cb.SEG_BYTES, room=SEED_ROOM)
     (work / "seed.img").write_bytes(img)
     report("seed scale: %d pass-set (health_ok) + %d deny entries" % (SEED_PASS, SEED_DENY_N),
            img, ents, r1 + r2, stats, build_s, 10_000_000)
+    h = fmt.Header(img, len(img))
+    fewest = stats["fewest_pages"]
+    print("pages: the fewest that meet every budget %d (%.2f MiB of pages); built with %.0f %% "
+          "room: %d pages in %d segments of %d KiB, %.2f MiB" % (
+              fewest, fewest * fmt.PAGE / 2 ** 20, 100 * SEED_ROOM, h.npages, h.nseg,
+              h.seg_bytes >> 10, len(img) / 2 ** 20))
     # a day's churn: 90,000 upgrades, 5,000 pass-set removals, 4,000 new deny entries,
     # 1,000 deny entries cleared
     changes = [(fmt.OP_ADD, 1, b"3%018d" % i, 6) for i in range(90_000)]
@@ -349,8 +369,9 @@ def seed(work, priv, pub, key):
     t0 = time.perf_counter()
     delta = cb.build_delta(img, changes, priv, 2, members=ents, cap=None)
     delta_s = time.perf_counter() - t0
+    (work / "delta.img").write_bytes(delta)
     dh = fmt.Header(delta, len(delta))
-    state = cb.DeltaState.parse(delta, fmt.Header(img, len(img)))
+    state = cb.DeltaState.parse(delta, h)
     want = {}
     for op, ns, ident, cid in changes:
         want[(ns, ident)] = cid if op == fmt.OP_ADD else 0
@@ -361,10 +382,210 @@ def seed(work, priv, pub, key):
     print("delta for %d changes (90,000 upgrades, 5,000 pass-set removals, 4,000 new and "
           "1,000 cleared deny entries): %d bytes = %.2f %% of the full image (goal <= 1 %%); "
           "%d fingerprint pages + %d exact records; built in %.1f s (all %d members checked "
-          "against its pages); changed identifiers answered wrong: %d" % (
+          "against its pages); changed identifiers answered wrong: %d; fits the 32 MiB "
+          "board's %d-byte delta area: %s" % (
               len(changes), len(delta), 100 * len(delta) / len(img), dh.npages, dh.nrec,
-              delta_s, len(ents), wrong))
+              delta_s, len(ents), wrong, cb.SEG_DELTA_CAP,
+              "yes" if len(delta) <= cb.SEG_DELTA_CAP else "NO"))
+    t0 = time.perf_counter()
+    comp = cb.compact(img, ents, changes, priv, 3)
+    comp_s = time.perf_counter() - t0
     del ents
-    reader_figures("seed-scale list", work / "seed.img", pub,
-                   ((b"1", SEED_DENY_N, 7919), (b"2", SEED_PASS, 104729),
-                    (b"9", 1 << 30, 1)), 1000)
+    (work / "comp.img").write_bytes(comp)
+    compaction_check(comp, want, comp_s)
+    probes = [(1, b"1%018d" % i) for i in range(1000, SEED_DENY_N, 50_021)] + \
+        [(1, b"2%018d" % i) for i in range(5000, SEED_PASS, 750_019)] + \
+        [k for k in list(want)[::2500]]
+    expect = [cb.lookup(comp, ns, ident) for ns, ident in probes]
+    seg_figures(work, pub, fmt.Header(comp, len(comp)), probes, expect, 1000)
+
+
+SEED_ROOM = 0.02  # pages beyond the fewest: the pass-set grows by upgrades
+SEED_BOARD = "esp32s3_gate32"
+
+
+def compaction_check(comp, want, comp_s):
+    """The compaction answers every changed identifier in its new category and every other
+    member of the new state in its own (all of them, with the reader's decoder)."""
+    global _RANGES
+    h = fmt.Header(comp, len(comp))
+    exact = {}
+    for j in range(h.nrec):
+        r = comp[fmt.PAGE + j * fmt.REC_LEN: fmt.PAGE + (j + 1) * fmt.REC_LEN]
+        exact.setdefault(bytes(r[:8]), {})[r[8]] = r[9]
+    wrong = sum(answer(comp, h, exact, cb.khash.digest(h.key, ns, ident)) != cid
+                for (ns, ident), cid in want.items())
+    # the new state: deny members but the 1,000 cleared, the pass-set but the 5,000 removed,
+    # the 90,000 upgrades and 4,000 new deny entries (members() gives the category ranges)
+    _RANGES = members(b"1", SEED_DENY_N, SEED_DENY)[1] + [(b"2", 0, SEED_PASS, 6),
+                                                          (b"3", 0, 90_000, 6),
+                                                          (b"4", 0, 4_000, 1)]
+    missing = other = 0
+    for lead, start, n in ((b"1", 1000, SEED_DENY_N), (b"2", 5000, SEED_PASS),
+                           (b"3", 0, 90_000), (b"4", 0, 4_000)):
+        _, m, o = scan(comp, n, lead, True, start=start)
+        missing += m
+        other += o
+    print("compaction of list + delta (seq 3: same key, %d pages, %d segments): %d bytes, "
+          "built in %.1f s; changed identifiers (added, moved, removed) answered other than "
+          "list + delta: %d; members of the new state checked %d: missing %d, in another "
+          "category %d; %d exact records (collisions and removed identifiers its pages still "
+          "list)" % (
+              h.npages, h.nseg, len(comp), comp_s, wrong,
+              SEED_DENY_N - 1000 + SEED_PASS - 5000 + 94_000, missing, other, h.nrec))
+
+
+SEG_MP = """
+import gc, time, nor, partition
+from partition import Partition
+from blocklist.store import open_store
+flash = nor.NorFlash(%(flash)r, %(size)d)
+partition.attach(flash, %(table)r)
+store = open_store(Partition, (%(n)d, %(e)d))
+buf = bytearray(16384)
+x = bytearray(19)
+PROBES = %(probes)r
+EXPECT = %(expect)r
+
+def gate():
+    # the gate's lookups between two segment switches: answers that differ from the list's
+    bad = 0
+    for i in range(len(PROBES)):
+        ns, ident = PROBES[i]
+        bad += store.lookup(ns, ident, len(ident)) != EXPECT[i]
+    return bad
+
+def install(name, path, probe=False):
+    f = open(path, 'rb')
+    f.seek(0, 2)
+    total = f.tell()
+    f.seek(0)
+    gc.collect()
+    m0 = gc.mem_alloc()
+    e0 = flash.erases
+    p0 = flash.programs
+    held = aside = t_index = switches = bad = 0
+    done = store.done
+    t0 = time.ticks_us()
+    inst = store.begin(total)
+    while True:
+        k = f.readinto(buf)
+        if not k:
+            break
+        inst.write(memoryview(buf)[:k])
+        if store.done != done or not held:  # a segment switched (or the first chunk)
+            t1 = time.ticks_us()
+            done = store.done
+            switches += 1
+            if store.pending_seq and not t_index:
+                t_index = time.ticks_diff(t1, t0) - aside
+            gc.collect()
+            held = max(held, gc.mem_alloc() - m0)
+            if probe:
+                bad += gate()
+            aside += time.ticks_diff(time.ticks_us(), t1)
+    t1 = time.ticks_us()
+    seq = inst.finish()
+    t2 = time.ticks_us()
+    f.close()
+    print('install', name, total, time.ticks_diff(t1, t0) - aside, time.ticks_diff(t2, t1),
+          t_index, flash.erases - e0, flash.programs - p0, held, switches, bad, seq)
+
+def timing(name):
+    for lead, top, mul in %(leads)r:
+        found = 0
+        spent = 0
+        for i in range(%(m)d):
+            x[:] = lead + b'%%018d' %% (i * mul %% top)  # not timed
+            t0 = time.ticks_us()
+            c = store.lookup(1, x, 19)
+            spent += time.ticks_diff(time.ticks_us(), t0)
+            if c:
+                found += 1
+        print('lookup', name, lead.decode(), found, spent)
+
+install('list', %(img)r)
+timing('list')
+install('delta', %(delta)r)
+timing('delta')
+install('roll', %(comp)r, True)
+timing('roll')
+print('region', store.image_cap, store.delta_cap, store.nseg, store._segb)
+"""
+
+
+def seg_figures(work, pub, h, probes, expect, m):
+    """The seed-scale list on the 32 MiB board's one-image store (its partition table, a
+    32 MiB NOR model): installed plain, its delta, then the compaction rolled in with the
+    gate's lookups between the segment switches; lookup cost in each state."""
+    from flashtool.build.mpy import build
+    from sim.runner import flash_layout, micropython_bin
+
+    link, _ = build("host", quiet=True)
+    size, table = flash_layout(SEED_BOARD)
+    region = next(r for r in table if r[0] == "bl_seg")
+    flash = work / "flash32.img"
+    with open(flash, "wb") as f:
+        block = b"\xff" * (1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    script = work / "segbench.py"
+    script.write_text(SEG_MP % {
+        "flash": str(flash), "size": size, "table": [tuple(r) for r in table], "n": pub[0],
+        "e": pub[1], "probes": probes, "expect": expect, "m": m, "img": str(work / "seed.img"),
+        "delta": str(work / "delta.img"), "comp": str(work / "comp.img"),
+        "leads": ((b"1", SEED_DENY_N, 7919), (b"2", SEED_PASS, 104729), (b"9", 1 << 30, 1))})
+    r = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(script)],
+                       env=dict(os.environ, MICROPYPATH=str(link.resolve())),
+                       capture_output=True, text=True, timeout=3600)
+    if r.returncode:
+        raise SystemExit("micropython bench failed:\n" + r.stdout + r.stderr)
+    v = {}
+    looks = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts[0] == "lookup":
+            looks.setdefault(parts[1], {})[parts[2]] = (int(parts[3]), int(parts[4]))
+        elif parts[0] == "install":
+            v[parts[1]] = [int(x) for x in parts[2:]]
+        else:
+            v[parts[0]] = [int(x) for x in parts[1:]]
+    cap, dcap, _, _ = v["region"]
+    print("-- on the reader: the %s board (%d MiB NOR model, its partition table), the "
+          "one-image store in bl_seg (%d MiB at 0x%x; MicroPython unix port, compiled) --" % (
+              SEED_BOARD, size >> 20, region[4] >> 20, region[3]))
+    nsec = region[4] // 4096
+    print("region: %d slots of %d KiB for %d segments + 1 spare, 3 index areas of %d KiB, "
+          "2 delta areas of %d bytes, 2 map-record sectors" % (
+              cb.region.slots(nsec, h.seg_bytes), h.seg_bytes >> 10, h.nseg,
+              cb.region.IDX_SECTORS * 4, dcap))
+    for name, what in (("list", "first list (plain: no list until it is in)"),
+                       ("delta", "delta for 100,000 changes"),
+                       ("roll", "compaction rolled in (the old list + delta decide until each "
+                        "segment's switch)")):
+        total, wr_us, fin_us, idx_us, erases, programs, held, switches, bad, seq = v[name]
+        print("install, %s: %d bytes, %.2f s host (stream, program, read-back hash%s), "
+              "finish %.3f s; %d erases, %d programs; RAM held %d bytes + the 16 KB chunk; "
+              "now seq %d" % (what, total, wr_us / 1e6, ", RSA" if name == "delta" else "",
+                              fin_us / 1e6, erases, programs, held, seq))
+        if name == "delta":
+            print("  ESP32 estimate: RSA verify %.2f s (host x %d); flash %.1f s" % (
+                fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR, flash_s(erases, total)))
+        else:
+            print("  index and its RSA check %.3f s host (ESP32 estimate %.2f s, x %d); %d "
+                  "segments%s; ESP32 flash time %.1f min (%.2f s a segment)" % (
+                      idx_us / 1e6, idx_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR, h.nseg,
+                      "" if name == "list" else ", %d switches; the gate's %d probe lookups "
+                      "(members, changed identifiers) after each answered differently from "
+                      "list + delta: %d" % (switches - 1, len(probes), bad),
+                      flash_s(erases, total) / 60, flash_s(erases, total) / h.nseg))
+        lookups(looks[name], m, 1 if name != "delta" else 2,
+                {"list": "", "delta": " with the delta", "roll": " after the roll"}[name])
+    print("  (seed-scale images fill %.1f %% of the region (%d bytes))" % (
+        100 * v["roll"][0] / cap, cap))
+
+
+def flash_s(erases, nbytes):
+    """ESP32 flash time: 45 ms per 4 KiB erase + 0.7 ms per 256-byte program (datasheet
+    typicals)."""
+    return erases * 0.045 + nbytes / 256 * 0.0007

@@ -58,7 +58,7 @@ DELTA_CAP = 15 * 4096
 # the one-image store (segstore.py) of boards/esp32s3_gate32: its 24 MiB `bl_seg` region, the
 # segment size a seed-scale image is cut into, and that region's delta area
 SEG_REGION = 0x1800000
-SEG_BYTES = 256 * 1024
+SEG_BYTES = 128 * 1024
 SEG_DELTA_CAP = region.delta_sectors(SEG_REGION // region.SECTOR) * region.SECTOR
 
 
@@ -137,11 +137,14 @@ def header_order(cats):
 
 def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=None,
                 categories=None, key=None, progress=None, stats=None, segment=None,
-                npages=None):
+                npages=None, room=0.0, ghosts=()):
     """entries: iterable of (ns, ident bytes, category id). Returns the signed image bytes.
     fp, if given, replaces every category's budget (one group). stats, a dict, receives the
     builder's figures (fpbuild.build). segment: cut the pages into segments of this many
-    bytes (a segmented image, for the one-image store); npages: the page count to keep."""
+    bytes (a segmented image, for the one-image store); npages: the page count to keep, else
+    the fewest that meet the budgets and `room` (a fraction) more, for the list to grow into
+    while compactions keep the page count; ghosts: identifiers to answer as in no category
+    (fpbuild.build)."""
     from flashtool.lists import fpbuild
 
     cats = dict(categories or DEFAULT_CATEGORIES)
@@ -154,7 +157,7 @@ def build_image(entries, priv, seq, issued=None, max_age_s=DEFAULT_MAX_AGE, fp=N
     key = key or os.urandom(fmt.KEY_LEN)
     issued = int(time.time()) if issued is None else issued
     got = fpbuild.build(entries, [(cid, c[4] * BASE_SHARE) for cid, c in order], key,
-                        progress=progress, npages=npages)
+                        progress=progress, npages=npages, room=room, ghosts=ghosts)
     if stats is not None:
         stats.update(got)
     npages = got["npages"]
@@ -198,7 +201,8 @@ def categories_of(h):
 
 
 def apply_changes(members, changes):
-    """The entries of a list after its cumulative changes (op, ns, ident, category id)."""
+    """The entries of a list after its cumulative changes (op, ns, ident, category id), and
+    the changed identifiers left in no category."""
     state = dict.fromkeys((ns, bytes(ident), cid) for ns, ident, cid in members)
     for op, ns, ident, cid in changes:
         k = (ns, bytes(ident), cid)
@@ -206,23 +210,29 @@ def apply_changes(members, changes):
             state[k] = None
         else:
             state.pop(k, None)
-    return list(state)
+    touched = {(ns, bytes(ident)) for _, ns, ident, _ in changes}
+    for ns, ident, _ in state:
+        touched.discard((ns, ident))
+    return list(state), sorted(touched)
 
 
 def compact(base, members, changes, priv, seq, issued=None, progress=None, stats=None):
     """The compaction of a list and its delta into a new full image with the same hash key,
     page count, segment size and categories: a reader with the one-image store installs it
     segment by segment while the old list and its delta keep answering, and both answer
-    every member and every changed identifier alike (docs/blocklist.md). members: the base
-    list's entries; changes: its delta's, cumulative. ValueError when the new list no longer
-    fits the page count within its budgets."""
+    every member and every changed identifier alike (docs/blocklist.md): an identifier the
+    changes removed from every category gets an exact removal record wherever the new pages
+    still list it, as the delta gave it. members: the base list's entries; changes: its
+    delta's, cumulative. ValueError when the new list no longer fits the page count within
+    its budgets."""
     h = fmt.Header(base, len(base))
     if h.kind not in (fmt.KIND_FULL, fmt.KIND_SEG):
         raise ValueError("the base must be a full list")
-    return build_image(apply_changes(members, changes), priv, seq, issued, h.max_age_s,
-                       categories=categories_of(h), key=h.key, npages=h.npages,
+    entries, gone = apply_changes(members, changes)
+    return build_image(entries, priv, seq, issued, h.max_age_s, categories=categories_of(h),
+                       key=h.key, npages=h.npages,
                        segment=h.seg_bytes if h.kind == fmt.KIND_SEG else None,
-                       progress=progress, stats=stats)
+                       progress=progress, stats=stats, ghosts=gone)
 
 
 def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=None,
@@ -261,7 +271,7 @@ def build_delta(base, changes, priv, seq, issued=None, max_age_s=None, members=N
         g_e = np.array(lay.gidx, np.int64)[ci]
         lcat2 = (ci - np.array(lay.gfirst, np.int64)[g_e]) * 2 + \
             np.array([op == fmt.OP_REMOVE for _, _, op in rows], np.int64)
-        pages, keys, npages, _, q, r, _ = fpbuild.pages_for(
+        pages, keys, npages, _, q, r, _, _ = fpbuild.pages_for(
             f[1], f[2], f[3], g_e, lcat2, [e * DELTA_SHARE for e in lay.eps],
             [c + 1 for c in lay.cbits], progress)
         state.pages, state.npages = pages, npages

@@ -372,28 +372,37 @@ def members_of(entries, key, lay, procs=2, progress=None):
             "pm": pm, "pc": pc}
 
 
-def pages_for(v_e, quo_e, rem_e, g_e, lcat, eps, cbits, progress=None, npages=None):
-    """Entries -> fingerprint pages sized for the budgets eps (on npages pages if given):
-    (pages bytes, sorted keys, npages, page per entry, q, r, design rate per group)."""
+def pages_for(v_e, quo_e, rem_e, g_e, lcat, eps, cbits, progress=None, npages=None,
+              room=0.0):
+    """Entries -> fingerprint pages sized for the budgets eps (on npages pages if given, else
+    the fewest plus `room`, a fraction): (pages bytes, sorted keys, npages, page per entry, q,
+    r, design rate per group, the fewest pages)."""
     planner = Planner(eps, cbits)
     need = sum(np.count_nonzero(g_e == g) * (math.log2(1 / eps[g]) + 2 + cbits[g])
                for g in range(len(eps)))
     est = math.ceil(need / planner.room) if len(v_e) else 1
     npages, (loads, q, r, rates) = size_pages(v_e, g_e, planner, eps, est, progress, npages)
+    fewest = npages
+    if room:
+        npages, (loads, q, r, rates) = size_pages(v_e, g_e, planner, eps, est, progress,
+                                                  math.ceil(fewest * (1 + room)))
     page = (v_e % np.uint32(npages)).astype(np.int64)
     if progress:
         progress("encode", 0, npages)
     pages, keys = encode(npages, page, g_e, quo_e, rem_e, lcat, q, r, cbits)
     if progress:
         progress("encode", npages, npages)
-    return pages, keys, npages, page, q, r, rates
+    return pages, keys, npages, page, q, r, rates, fewest
 
 
-def build(entries, cats, key, procs=2, progress=None, npages=None):
+def build(entries, cats, key, procs=2, progress=None, npages=None, room=0.0, ghosts=()):
     """entries: list of (ns, ident bytes, category id); cats: [(category id, budget)] in header
     order (budgets non-decreasing: strictest group first); npages: the page count to keep (a
-    compaction), else the smallest that meets the budgets. Returns a dict: pages (bytes),
-    records (the exact records, bytes), npages, counts {cid: members}, and figures."""
+    compaction), else the smallest that meets the budgets and `room` (a fraction) more for
+    later growth; ghosts: identifiers (ns, ident) in no category that must not be answered
+    listed either (a compaction's removed ones: the delta it replaces answered them exactly).
+    Returns a dict: pages (bytes), records (the exact records, bytes), npages, counts {cid:
+    members}, and figures."""
     lay = Layout(cats)
     ids, gidx = lay.ids, lay.gidx
     m = members_of(entries, key, lay, procs, progress)
@@ -403,17 +412,33 @@ def build(entries, cats, key, procs=2, progress=None, npages=None):
     g_e = np.array(gidx, np.int64)[pc]
     counts = {ids[i]: int(((mask_m >> i) & 1).sum()) for i in range(len(ids))}
     lcat = pc - np.array(lay.gfirst, np.int64)[g_e]
-    pages, keys, npages, page, q, r, rates = pages_for(v_e, quo_e, rem_e, g_e, lcat, lay.eps,
-                                                       lay.cbits, progress, npages)
-    recs, suspects = exactness(pages, keys, npages, q, r, lay, m, progress)
+    pages, keys, npages, page, q, r, rates, fewest = pages_for(
+        v_e, quo_e, rem_e, g_e, lcat, lay.eps, lay.cbits, progress, npages, room)
+    recs, suspects = exactness(pages, keys, npages, q, r, lay, haunted(m, ghosts, key, procs),
+                               progress)
     ncat = len(ids)
     per_cat = np.bincount(page * ncat + pc, minlength=npages * ncat).reshape(npages, ncat)
     cat_fp = {ids[i]: float((per_cat[:, i] / np.exp2(q + r)[:, gidx[i]]).mean())
               for i in range(ncat)}
-    return {"pages": pages, "records": recs, "npages": npages, "counts": counts,
+    return {"pages": pages, "records": recs, "npages": npages, "fewest_pages": fewest,
+            "counts": counts,
             "group_fp": [float(x) for x in rates], "cat_fp": cat_fp, "groups": gidx,
             "cbits": bytes(lay.cbits), "members": len(mask_m), "suspects": suspects,
             "exceptions": len(recs) // fmt.REC_LEN}
+
+
+def haunted(m, ghosts, key, procs):
+    """The members m and, for the exactness pass only, the ghosts as members of no category:
+    wherever the pages list one, it gets removal records (refused, as for members, if one
+    shares its 64-bit fingerprint with another identifier)."""
+    if not ghosts:
+        return m
+    fp8, v, quo, rem = fields(digests([(ns, ident, 0) for ns, ident in ghosts], key, procs))
+    shared = fp8[np.isin(fp8, m["fp8"])]
+    return dict(m, fp8=np.concatenate((m["fp8"], fp8)), v=np.concatenate((m["v"], v)),
+                quo=np.concatenate((m["quo"], quo)), rem=np.concatenate((m["rem"], rem)),
+                mask=np.concatenate((m["mask"], np.zeros(len(fp8), m["mask"].dtype))),
+                clash8=m["clash8"] | set(shared.tolist()))
 
 
 def primary_group(mask_m, lay):

@@ -65,7 +65,7 @@ def cmd_build(args):
     priv = load_private(args.key or KEY_DIR / "blocklist.pem")
     img = _with_progress("build", lambda progress: build_image(
         entries, priv, args.seq, max_age_s=args.max_age, fp=args.fp, progress=progress,
-        segment=args.segment_kib * 1024 if args.segment_kib else None, npages=args.pages))
+        segment=args.segment_kib * 1024 if args.segment_kib else None, room=args.room / 100))
     _built(args, img, len(entries), t0)
 
 
@@ -148,9 +148,10 @@ def register(sub):
                    help="one budget for every category (default: each category's own)")
     b.add_argument("--segment-kib", type=int, default=0,
                    help="a segmented image for the one-image store of a 32 MiB board "
-                   "(esp32s3_gate32: 256); default: a full image for two list slots")
-    b.add_argument("--pages", type=int, default=None,
-                   help="page count (room to grow: later compactions keep it)")
+                   "(esp32s3_gate32: 128); default: a full image for two list slots")
+    b.add_argument("--room", type=float, default=0.0, metavar="PCT",
+                   help="pages beyond the fewest, in %%: room for the list to grow while its "
+                   "compactions keep the page count")
     b.set_defaults(func=cmd_build)
     d = s.add_parser("delta", help="cumulative delta from a CSV add|remove,ns,identifier,cat")
     d.add_argument("base")
