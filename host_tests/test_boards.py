@@ -28,7 +28,7 @@ INPUT_ONLY = {"esp32": set(range(34, 40)), "esp32s3": set()}
 OUTPUTS = {"NFC_TX", "NFC_RESET", "NFC_SCK", "NFC_MOSI", "NFC_CS", "SCAN_TX", "GATE_LOCK",
            "LED_GREEN", "LED_RED", "BUZZER", "SAM_TX", "SAM_RESET", "SAM_CLK", "SAM_POWER"}
 # The PN532's bus per board (board.py nfc_bus): its pins must be there.
-NFC_PINS = {"esp32s3_gate": ("NFC_TX", "NFC_RX"),
+NFC_PINS = {"esp32s3_gate": ("NFC_TX", "NFC_RX"), "esp32s3_gate32": ("NFC_TX", "NFC_RX"),
             "esp32_devkit": ("NFC_SCK", "NFC_MOSI", "NFC_MISO", "NFC_CS")}
 
 

@@ -14,7 +14,7 @@ from flashtool.build import manifest as mf
 from flashtool.build.upstream import lib_dir, source
 from sim.runner import DEVICE
 
-ESP32_BOARDS = ["esp32s3_gate", "esp32_devkit"]
+ESP32_BOARDS = ["esp32s3_gate", "esp32s3_gate32", "esp32_devkit"]
 MP_NATIVE_ARCH_XTENSAWIN = 10  # py/persistentcode.h
 
 
@@ -31,7 +31,8 @@ def test_esp32_firmware_freezes_every_module_for_xtensawin(board):
     # the port's base manifest (asyncio, its boot modules, micropython-lib's network bundle) ...
     assert {"asyncio/core.py", "inisetup.py", "_boot.py", "requests/__init__.py"} <= set(mods)
     # ... and ours: the reader, its lib packages, the board API
-    assert {"main.py", "app.py", "blocklist/store.py", "board.py", "esp32board.py"} <= set(mods)
+    assert {"main.py", "app.py", "blocklist/store.py", "blocklist/segstore.py", "board.py",
+            "esp32board.py"} <= set(mods)
     assert all(m[:2] == b"M\x06" for m in mods.values())
     # viper code is compiled to Xtensa machine code, not left for the device to refuse
     assert mods["blocklist/sha256v.py"][2] >> 2 & 0x2F == MP_NATIVE_ARCH_XTENSAWIN
