@@ -10,8 +10,11 @@ The list's hash key comes from --key-seed (fixed by default), so a run gives the
 and the same verdicts every time. FP counts and member checks run the shared keyed hash and
 the reader's page decoder (lib/blocklist fpage.match) in CPython, two processes; the lookup
 cost is measured on the MicroPython unix port running the compiled ListStore against the NOR
-flash model, and the ESP32 figure is the project estimate: host CPU time x CPU_FACTOR (x
-BIGINT_FACTOR for the RSA verify) + modelled flash reads.
+flash model. At seed scale the ESP32 figures come from instructions counted on the QEMU
+Cortex-M3 build (a sample list with the seed image's categories and load, `bench device`'s
+calibration) + modelled flash time, with the old rule (host CPU time x CPU_FACTOR, x
+BIGINT_FACTOR for the RSA verify) beside them; the quick and full scales give the old rule
+only (`bench device` counts a 1 M-entry list's lookups).
 """
 
 import hashlib
@@ -25,6 +28,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from flashtool.bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.bench.device import READ_MB_S, READ_SETUP_US
 from flashtool.lists import blocklist as cb
 from flashtool.release.keys import load_private
 
@@ -298,18 +302,31 @@ def reader_figures(title, path, pub, probes, m):
     lookups(v["lookup"], m)
 
 
-def lookups(got, m, reads=1, note=""):
-    """The lookup figures of a MicroPython run: {lead: (found, us for m lookups)}."""
+def lookups(got, m, reads=1, note="", counted=None, ns=None):
+    """The lookup figures of a MicroPython run: {lead: (found, us for m lookups)}; with
+    counted ({lead: (found, n, instructions, flash reads, read bytes)} of the same lookups on
+    the QEMU Cortex-M3) the ESP32 estimate is counted instructions x ns + modelled flash reads,
+    the old rule (host CPU x CPU_FACTOR) beside it; without, the old rule alone."""
     for lead, what in (("1", "deny-category members"), ("2", "pass-set members"),
                        ("9", "non-members")):
         if lead not in got:
             continue
         found, us = got[lead]
         per = us / m
-        print("  lookup%s, %s: %d/%d listed; %.1f us host CPU (incl. NOR model reads) -> "
-              "ESP32 estimate %.2f ms (x %d) + %d page read(s) %.0f us = %.2f ms" % (
-                  note, what, found, m, per, per * CPU_FACTOR / 1000, CPU_FACTOR, reads,
-                  reads * PAGE_READ_US, (per * CPU_FACTOR + reads * PAGE_READ_US) / 1000))
+        old = (per * CPU_FACTOR + reads * PAGE_READ_US) / 1000
+        if counted is None:
+            print("  lookup%s, %s: %d/%d listed; %.1f us host CPU (incl. NOR model reads) -> "
+                  "ESP32 by the old rule %.2f ms (x %d) + %d page read(s) %.0f us = %.2f ms "
+                  "(counted figures: bench device)" % (
+                      note, what, found, m, per, per * CPU_FACTOR / 1000, CPU_FACTOR, reads,
+                      reads * PAGE_READ_US, old))
+            continue
+        _, _, instr, nreads, nbytes = counted[lead]
+        fl = nreads * READ_SETUP_US + nbytes / READ_MB_S
+        print("  lookup%s, %s: %d/%d listed; %.1f us host CPU; ESP32 %.2f ms = %s instructions "
+              "(counted) x %.1f ns + %g flash read(s) %.0f us  [old rule: %.2f ms]" % (
+                  note, what, found, m, per, (instr * ns / 1000 + fl) / 1000,
+                  "{:,}".format(int(round(instr, -3))), ns, nreads, fl, old))
 
 
 def run(args):
@@ -397,7 +414,8 @@ def seed(work, priv, pub, key):
         [(1, b"2%018d" % i) for i in range(5000, SEED_PASS, 750_019)] + \
         [k for k in list(want)[::2500]]
     expect = [cb.lookup(comp, ns, ident) for ns, ident in probes]
-    seg_figures(work, pub, fmt.Header(comp, len(comp)), probes, expect, 1000)
+    counted = counted_seed(priv, pub, key, h.npages)
+    seg_figures(work, pub, fmt.Header(comp, len(comp)), probes, expect, 1000, counted)
 
 
 SEED_ROOM = 0.02  # pages beyond the fewest: the pass-set grows by upgrades
@@ -516,10 +534,11 @@ print('region', store.image_cap, store.delta_cap, store.nseg, store._segb)
 """
 
 
-def seg_figures(work, pub, h, probes, expect, m):
+def seg_figures(work, pub, h, probes, expect, m, counted):
     """The seed-scale list on the 32 MiB board's one-image store (its partition table, a
     32 MiB NOR model): installed plain, its delta, then the compaction rolled in with the
-    gate's lookups between the segment switches; lookup cost in each state."""
+    gate's lookups between the segment switches; lookup cost in each state, with the ESP32
+    estimates from `counted` (counted_seed) when there is one."""
     from flashtool.build.mpy import build
     from sim.runner import flash_layout, micropython_bin
 
@@ -571,12 +590,13 @@ def seg_figures(work, pub, h, probes, expect, m):
               "finish %.3f s; %d erases, %d programs; RAM held %d bytes + the 16 KB chunk; "
               "now seq %d" % (what, total, wr_us / 1e6, ", RSA" if name == "delta" else "",
                               fin_us / 1e6, erases, programs, held, seq))
+        cpu = esp_cpu(counted, name, total, h.pages_at)
         if name == "delta":
-            print("  ESP32 estimate: RSA verify %.2f s (host x %d); flash %.1f s" % (
-                fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR, flash_s(erases, total)))
+            print("  ESP32: %s; by the old rule RSA verify %.2f s (host x %d); flash %.1f s" % (
+                cpu, fin_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR, flash_s(erases, total)))
         else:
             print("  index (%d bytes: stream, program, read back, RSA check, record) %.3f s host "
-                  "(ESP32 estimate %.2f s, all x %d); %d segments%s; ESP32 flash time %.1f min "
+                  "(old rule %.2f s, all x %d); %d segments%s; ESP32 flash time %.1f min "
                   "(%.2f s a segment)" % (
                       h.pages_at, idx_us / 1e6, idx_us / 1e6 * BIGINT_FACTOR, BIGINT_FACTOR,
                       h.nseg,
@@ -584,10 +604,131 @@ def seg_figures(work, pub, h, probes, expect, m):
                       "(members, changed identifiers) after each answered differently from "
                       "list + delta: %d" % (switches - 1, len(probes), bad),
                       flash_s(erases, total) / 60, flash_s(erases, total) / h.nseg))
+            print("  ESP32: %s" % cpu)
         lookups(looks[name], m, 1 if name != "delta" else 2,
-                {"list": "", "delta": " with the delta", "roll": " after the roll"}[name])
+                {"list": "", "delta": " with the delta", "roll": " after the roll"}[name],
+                counted and counted["lookup"][name], counted and counted["ns"])
     print("  (seed-scale images fill %.1f %% of the region (%d bytes))" % (
         100 * v["roll"][0] / cap, cap))
+
+
+# The seed list's lookups and install counted on the QEMU Cortex-M3 (the reader frozen in, as
+# `bench device`): a sample list with the seed image's categories and entries per page, in a
+# one-image region on the board's RAM flash, installed plain, then its delta, then rolled.
+QEMU_SEG = """
+import time, board, partition, hotpaths
+from partition import Partition
+from blocklist.store import open_store
+items = hotpaths._input()
+fl = board.flash
+fl.erase_range(0, %(region)d)
+partition.attach(fl, (("bl_seg", 1, 0x40, 0, %(region)d),))
+store = open_store(Partition, (int.from_bytes(items["listn"], "big"), %(e)d))
+x = bytearray(19)
+ILEN = %(ilen)r  # the index: the first write (a delta is one write)
+for state in ("list", "delta", "roll"):
+    img = items[state]
+    first = ILEN.get(state, len(img))
+    t0 = time.ticks_us()
+    inst = store.begin(len(img))
+    inst.write(img[:first])
+    t1 = time.ticks_us()
+    for p in range(first, len(img), 4096):
+        inst.write(img[p:p + 4096])
+    inst.finish()
+    t2 = time.ticks_us()
+    print("IN", state, len(img), time.ticks_diff(t1, t0), time.ticks_diff(t2, t1))
+    for lead in ("1", "2", "9"):
+        ids = items["id" + lead]
+        found = spent = 0
+        r0 = fl.reads
+        b0 = fl.read_bytes
+        for i in range(len(ids) // 19):
+            x[:] = ids[19 * i:19 * i + 19]
+            t0 = time.ticks_us()
+            c = store.lookup(1, x, 19)
+            spent += time.ticks_diff(time.ticks_us(), t0)
+            found += c != 0
+        print("LK", state, lead, len(ids) // 19, found, spent, fl.reads - r0, fl.read_bytes - b0)
+"""
+SAMPLE_PAGES = 256  # the counted sample: 256 pages (16 segments of 8 KiB) at the seed load
+
+
+def counted_seed(priv, pub, key, seed_pages, m=200):
+    """The seed list's lookups and install counted on the QEMU Cortex-M3 and converted to ESP32
+    time by bench device's calibration: {"lookup": {state: {lead: (found, n, instructions per
+    lookup, flash reads, read bytes)}}, "install": {state: (bytes, index instructions, segment
+    instructions)}, "ns": ns per instruction}; None when the QEMU build cannot be made."""
+    from flashtool.bench import device
+    from flashtool.build.firmware import check_qemu_toolchain, qemu
+
+    try:
+        check_qemu_toolchain()
+        elf = qemu()
+    except SystemExit as e:
+        print("counted ESP32 figures skipped: %s (make device)" % e)
+        return None
+    scale = SAMPLE_PAGES / seed_pages
+    deny, _ = members(b"1", round(SEED_DENY_N * scale), SEED_DENY)
+    passes, _ = members(b"2", round(SEED_PASS * scale), ((6, 1.0),))
+    ents = deny + passes
+    nd, npass = len(deny), len(passes)
+    k = round(100_000 * scale / 100)  # the day's churn, scaled: 90/5/4/1 per 100
+    changes = [(fmt.OP_ADD, 1, b"3%018d" % i, 6) for i in range(90 * k)]
+    changes += [(fmt.OP_REMOVE, 1, b"2%018d" % i, 6) for i in range(5 * k)]
+    changes += [(fmt.OP_ADD, 1, b"4%018d" % i, 1) for i in range(4 * k)]
+    changes += [(fmt.OP_REMOVE, 1, b"1%018d" % i, 1) for i in range(k)]
+    img = cb.build_image(ents, priv, 1, key=key, categories=cb.SEED_CATEGORIES,
+                         segment=8192, npages=SAMPLE_PAGES)
+    delta = cb.build_delta(img, changes, priv, 2, members=ents, cap=None)
+    comp = cb.compact(img, ents, changes, priv, 3)
+    h = fmt.Header(img, len(img))
+    ilen = {"list": h.pages_at, "roll": fmt.Header(comp, len(comp)).pages_at}
+    items = [("list", img), ("delta", delta), ("roll", comp),
+             ("listn", pub[0].to_bytes(256, "big"))]
+    for lead, lo, hi in ((b"1", k, nd), (b"2", 5 * k, npass), (b"9", 0, 1 << 30)):
+        step = max(1, (hi - lo) // m) if lead != b"9" else 7919
+        items.append(("id" + lead.decode(), b"".join(lead + b"%018d" % (lo + i * step)
+                                                     for i in range(m))))
+    out = device.run_qemu(elf, QEMU_SEG % {"region": 2 << 20, "e": pub[1], "ilen": ilen},
+                          device.pack_input(items))
+    got = {"lookup": {}, "install": {}, "ilen": ilen}
+    for line in out:
+        f = line.split()
+        if f[:1] == ["LK"]:
+            n = int(f[3])
+            got["lookup"].setdefault(f[1], {})[f[2]] = (
+                int(f[4]), n, int(f[5]) * 1000 / n, int(f[6]) / n, int(f[7]) / n)
+        elif f[:1] == ["IN"]:
+            got["install"][f[1]] = (int(f[2]), int(f[3]) * 1000, int(f[4]) * 1000)
+    got["ns"] = device.calibration(device.count_calibration(elf))[2]
+    print("ESP32 estimates below: instructions counted on the QEMU Cortex-M3 (the reader frozen "
+          "in, `bench device`) on a sample list with the seed image's categories and load (%d "
+          "entries in %d pages, its delta for %d changes and their compaction, in a one-image "
+          "region), x %.2f ns per instruction (bench device's calibration), + modelled flash "
+          "time; the old rule (host CPU x %d, x %d for RSA) beside them" % (
+              len(ents), SAMPLE_PAGES, len(changes), got["ns"], CPU_FACTOR, BIGINT_FACTOR))
+    return got
+
+
+def esp_cpu(counted, name, total, index_len):
+    """The ESP32 CPU time of an install of `total` bytes, from the counted sample's: its index
+    (or a delta's streaming) as counted, its segments (or a delta's finish) per byte."""
+    if counted is None:
+        return "no counted figures (make device)"
+    nbytes, first, rest = counted["install"][name]
+    ns = counted["ns"]
+    if name == "delta":
+        return ("stream and hash %.2f s + RSA verify and switch %.2f s (counted on the sample's "
+                "%d-byte delta, %s instructions per byte streamed)" % (
+                    first / nbytes * total * ns / 1e9, rest * ns / 1e9, nbytes,
+                    "{:,}".format(round(first / nbytes))))
+    ilen = counted["ilen"][name]
+    per = rest / (nbytes - ilen)
+    return ("index with its RSA check %.2f s; segments (stream, program, read back, hash, "
+            "switch records) %.0f s CPU = %s instructions a byte (counted on a %d-page sample)"
+            % (first * ns / 1e9, per * (total - index_len) * ns / 1e9, "{:,}".format(round(per)),
+               SAMPLE_PAGES))
 
 
 def flash_s(erases, nbytes):
