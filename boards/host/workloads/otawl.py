@@ -60,11 +60,11 @@ def sync_once(st):
         j.append(1, 0, 0, 0, 1000 + i, 0, 0, 0, 5, 7)
     store = None
     if st.get("lists"):
-        from blocklist.store import ListStore
+        from blocklist.store import open_store  # as the app: two slots, or one image
 
         with open("/keys/list.pub") as f:
             _, key = sm.load_key(f.read())
-        store = ListStore(board.Partition, key[:2])
+        store = open_store(board.Partition, key[:2])
     cfg = dict(config.DEFAULTS)
     cfg["sync_url"] = st["url"]
     cfg["reader_id"] = "R7"
