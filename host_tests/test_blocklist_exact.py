@@ -109,6 +109,36 @@ def test_pass_set_member_on_a_deny_fingerprint_is_resolved(lab):
     assert out == ["ok 2", "bad []"]
 
 
+def test_removal_of_a_groups_first_category_in_every_checker(lab):
+    """A pass-set member on a lost/stolen fingerprint where lost/stolen shares its group with
+    unpaid: its removal record is for the group's first category, and every checker must still
+    read the group's sub-list from that category's bit (bench blocklist's answer() once started
+    at the first category not removed and answered this rider "unpaid")."""
+    from flashtool.bench import blocklist as bench
+
+    deny = [(1, b"L%05d" % i, 1 + i % 2) for i in range(20)]
+    passes = [(1, b"P%05d" % i, 6) for i in range(299)]
+    # the deny group's fingerprint as planned for these loads (room left lengthens it)
+    spare = lab.full("spare.img", deny + passes + [(1, b"P-SPARE", 6)], 3,
+                     categories=CATS).read_bytes()
+    at = cb.fmt.Header(spare, len(spare)).pages_at
+    q0, r0 = spare[at + 2], spare[at + 3]
+    u, hit = collide([e[1] for e in deny if e[2] == 1], q0 + r0, q0, b"U")
+    passes.append((1, u, 6))  # in the spare's place: the same loads, the same plan
+    stats = {}
+    p = lab.full("l3.img", deny + passes, 3, categories=CATS, stats=stats)
+    img = p.read_bytes()
+    h = cb.fmt.Header(img, len(img))
+    assert h.npages == 1 and stats["exceptions"] == 1
+    assert page_answer(img, u) == [1, 6]
+    exact = {bytes(img[512 + 16 * j: 520 + 16 * j]): {img[520 + 16 * j]: img[521 + 16 * j]}
+             for j in range(h.nrec)}
+    for ns, ident, cid in deny + passes:
+        d = cb.khash.digest(h.key, ns, ident)
+        assert bench.answer(img, h, exact, d) == cb.lookup(img, ns, ident) == cid, ident
+    assert check_on_reader(lab, p, deny + passes) == ["ok 3", "bad []"]
+
+
 def test_delta_addition_on_a_collision_is_resolved(lab):
     """A delta adds an unpaid card whose fingerprint equals a lost/stolen member's: given the
     base list, the delta builder adds the removal record that keeps it in unpaid; a later

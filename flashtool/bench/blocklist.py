@@ -59,13 +59,13 @@ def answer(img, h, exact, d):
     g = -1
     mask = first = 0
     for i, c in enumerate(h.cats):
-        if marks and marks.get(c[0]) == fmt.OP_REMOVE:
-            continue
-        if c[6] != g:
+        if c[6] != g:  # a new group: its sub-list (bit 0 = the group's first category)
             g = c[6]
             first = i
             mask = cb.fpage.match(page, h.cbits, g, d[12] | d[13] << 8,
                                   d[14] | d[15] << 8 | d[16] << 16)
+        if marks and marks.get(c[0]) == fmt.OP_REMOVE:
+            continue
         if mask >> (i - first) & 1:
             return c[0]
     return 0
