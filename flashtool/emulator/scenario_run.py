@@ -167,6 +167,9 @@ class IdleSeries:
         return ms - wait, wait
 
 
+STALL_S = 120
+
+
 def _collect(st, sc, lines, progress, t0_us, idle):
     """Match each verdict line to the rider at the gate: the earliest unanswered rider who
     arrived before it (within 5 s). Crew events run between lines. Returns the results and
@@ -176,11 +179,18 @@ def _collect(st, sc, lines, progress, t0_us, idle):
     missed = []
     seen = 0
     span = sc.riders[-1].t if sc.riders else 0
-    deadline = time.monotonic() + 120 + len(sc.riders) + span / 50
+    # A reader that stops making progress (no line, no virtual time) for STALL_S of wall time is
+    # hung: give up. A slow host only stretches the wall time, never the verdicts (the virtual
+    # clock follows the reader's CPU time), so the limit is on stalls, not on the whole run.
+    stall_at = time.monotonic() + STALL_S
+    progress_mark = None
     end_ms = t0_us / 1000 + span * 1000 + 5000
     st.pending_event = None
     last_ms = 0
-    while waiting and time.monotonic() < deadline:
+    while waiting and time.monotonic() < stall_at:
+        mark = (len(lines), st.hw.now_us)
+        if mark != progress_mark:
+            progress_mark, stall_at = mark, time.monotonic() + STALL_S
         ev, st.pending_event = st.pending_event, None
         if ev == "power-cut":
             st.power_cut_and_reboot()
