@@ -380,7 +380,7 @@ async def main(board, cfg, cfg_error=None):
     # an update of the key set calls app.verifier.set_keyset(ks)
     verifier = ridecode.Verifier(rides_keyset(keyset), board.clock,
                                  window_s=cfg["ridecode_window_s"], skew_s=cfg["ridecode_skew_s"],
-                                 rc1=cfg["ridecode_rc1"])
+                                 rc1=cfg["ridecode_rc1"], p256=cfg["ridecode_p256"])
     from qr_task import QrReader
 
     qr = QrReader(board.scanner_uart(), board.clock, verifier, cfg)

@@ -34,9 +34,10 @@ DEFAULTS = {
     "qr_same_ms": 3000,  # the same code re-read within this interval is not delivered again
     "qr_probe_s": 30,  # quiet this long: check the engine still answers
     "qr_trigger_ms": 1000,
-    "qr_buf": 1024,  # an RC2 code is 733 characters
+    "qr_buf": 1280,  # an RC2 code is up to 1215 characters (RSA rider key)
     # ride codes (lib/ridecode): RC1 only during the migration (its day keys sit on readers)
     "ridecode_rc1": False,
+    "ridecode_p256": False,  # accept P-256 rider keys (over the ESP32 budget: docs/ride-code.md)
     "ridecode_window_s": 20,  # a code is fresh for window + skew after it was generated
     "ridecode_skew_s": 10,  # phone clock ahead of / behind the reader's
     # e-purse purchase (firmware/ticketing.py)

@@ -109,7 +109,19 @@ class QrReader:
             if n:
                 last = clock.ticks_ms()
                 await self._deliver(n, on_credential)
+            elif eng.partial():
+                self._prefetch()
             await asyncio.sleep_ms(cfg["qr_poll_ms"])
+
+    def _prefetch(self):
+        """An RC2 code's certificate comes first: check it while the rest is on the wire (an
+        RSA-2048 code is ~105 ms of it at 115200 baud), so the check at its end is a warm one.
+        The engine's UART buffer (2 KiB on the ESP32 boards) holds what arrives meanwhile."""
+        eng = self.engine
+        try:
+            self.verifier.prefetch(eng.arriving, eng.partial(), eng.start_ms)
+        except MemoryError:
+            gc.collect()  # the check of the whole code tries again
 
     async def _deliver(self, n, on_credential):
         self.scans += 1

@@ -117,6 +117,7 @@ CODE_RESULTS = (
     ("NON_CANONICAL", CODE_FORGED),  # RC2: a malleated or mis-encoded rider signature
     ("BAD_KEY", CODE_FORGED),  # RC2: a certified rider key that is not a curve point
     ("RETIRED", CODE_INVALID),  # RC1 after the migration switch is off
+    ("KEY_OFF", CODE_INVALID),  # RC2: a rider-key algorithm this reader does not accept
 )
 
 

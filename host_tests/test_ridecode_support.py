@@ -5,11 +5,13 @@ build."""
 
 from flashtool.codes import issuer as cc
 from flashtool.codes import rider as app
+from flashtool.codes.issuer import layout
 
 NOW = 1_795_487_847  # a fixed "now" (UTC seconds) for the reader's clock
 DAY = NOW // 86400
 RESULTS = ("ok", "malformed", "forged", "unknown-key", "revoked", "expired", "not-yet-valid",
-           "stale", "replayed", "no-trusted-time", "non-canonical", "bad-key", "retired")
+           "stale", "replayed", "no-trusted-time", "non-canonical", "bad-key", "retired",
+           "key-off")
 
 
 class World:
@@ -26,8 +28,12 @@ class World:
         self.ks_path = tmp / "keyset.bin"
         self.ks_path.write_bytes(self.keyset)
         self.cert = self.make_cert()
-        self.rider = app.rider_key(seed=1)  # riders' keys: fixed seeds, same on every run
-        self.other_rider = app.rider_key(seed=2)
+        # riders' keys: RSA-2048 e = 3 (the default) made fresh, as no test depends on the key;
+        # P-256 from fixed seeds (for readers configured to accept them)
+        self.rider = app.rider_key()
+        self.other_rider = app.rider_key()
+        self.ec_rider = app.rider_key(seed=1, alg=app.layout.ALG_P256)
+        self.ec_other = app.rider_key(seed=2, alg=app.layout.ALG_P256)
         self.cert2 = self.make_cert2()
 
     def make_cert(self, key=None, kid=1, account="3104770011223344556F", category=5,
@@ -46,8 +52,13 @@ class World:
                              app.public_bytes(rider or self.rider))
 
     def code2(self, cert=None, gen=NOW - 5, counter=1, rider=None):
-        """An RC2 code signed by the rider's key (the app's side)."""
-        return app.make_code2(cert or self.cert2, rider or self.rider, gen, counter)
+        """An RC2 code signed by the rider's key (the app's side); by default the key of the
+        certificate's algorithm among self.rider (RSA) and self.ec_rider (P-256)."""
+        cert = cert or self.cert2
+        if rider is None:
+            p256 = cert[layout.CERT_FIXED + cert[3]] == layout.ALG_P256
+            rider = self.ec_rider if p256 else self.rider
+        return app.make_code2(cert, rider, gen, counter)
 
 
 _made = []
@@ -73,7 +84,7 @@ class Clock:
 clock = Clock()
 v = verifier.Verifier(ks, clock, **%s)
 cred = credential.Credential()
-buf = bytearray(1200)
+buf = bytearray(1300)
 with open(%r) as f:
     for line in f:
         now, text = line.rstrip("\\n").split(" ", 1)

@@ -34,7 +34,14 @@ def test_tool_makes_codes_the_reader_accepts(mp, tmp_path):
                 str(tmp_path / "c.png"), "--svg", str(tmp_path / "c.svg"))
     text = out.splitlines()[0]
     assert text.startswith("RC2:") and re.fullmatch(r"[0-9A-Z $%*+\-./:]+", text)
-    assert "QR version 17, level M" in out
+    assert "QR version 23, level M" in out  # RSA-2048 rider key, the default
+    codes(tmp_path, "rider-key", "--out", str(tmp_path / "ec.pem"), "--seed", "7", "--alg",
+          "p256")
+    codes(tmp_path, "issue", "--id", "3", "--account", "ACC-79", "--rider-key",
+          str(tmp_path / "ec.pem"), "--out", str(tmp_path / "e.bin"))
+    ec = codes(tmp_path, "show", "--cert", str(tmp_path / "e.bin"), "--at", str(now - 3),
+               "--rider-key", str(tmp_path / "ec.pem"), "--png", str(tmp_path / "e.png"))
+    assert "QR version 17, level M" in ec
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     assert b"<svg" in (tmp_path / "c.svg").read_bytes()
     codes(tmp_path, "issue", "--format", "1", "--id", "3", "--account", "ACC-78",

@@ -78,7 +78,7 @@ v = verifier.Verifier(ks, clock, replay_slots=64)
 cred = credential.Credential()
 f = open(%r, "rb")
 uart = Uart(f)
-se = scanengine.ScanEngine(uart, clock, bufsize=1024, gap_ms=40, same_ms=3000)
+se = scanengine.ScanEngine(uart, clock, bufsize=1280, gap_ms=40, same_ms=3000)
 segs = 0
 ok = 0
 

@@ -9,7 +9,6 @@ the calibration and every number it uses.
 """
 
 import hashlib
-import random
 import shutil
 import struct
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from flashtool import use_host_board
 from flashtool.bench import BIGINT_FACTOR, CPU_FACTOR
+from flashtool.codes.rsakeys import seeded_rsa
 
 NOW = 1_795_487_847  # the benches' fixed clock (2026-11-24)
 ESP32_MHZ = 160  # the ESP-IDF default clock, which both ESP32 boards keep (no sdkconfig.240mhz)
@@ -41,46 +41,10 @@ PYBV11_MHZ = 168
 
 
 # --- inputs ---------------------------------------------------------------------------------
-def _prime(rng, bits):
-    while True:
-        p = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
-        if p % 3 != 1 and _probable_prime(p, rng):  # e = 3 needs gcd(3, p - 1) = 1
-            return p
-
-
-def _probable_prime(n, rng, rounds=40):
-    """Miller-Rabin (the deterministic keys below need primes from a seeded generator)."""
-    for q in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31):
-        if n % q == 0:
-            return n == q
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for _ in range(rounds):
-        x = pow(rng.randrange(2, n - 1), d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
 def fixed_rsa(seed, e=3):
-    """An RSA-2048 key made from a seed: (dict for the code issuer, cryptography key). Counted
-    instructions of a verify depend a little on the modulus, so the benchmark's keys are the
-    same on every run; they sign nothing but benchmark input."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    rng = random.Random("reader-bench-%s" % seed)
-    p, q = _prime(rng, 1024), _prime(rng, 1024)
-    n, d = p * q, pow(e, -1, (p - 1) * (q - 1))
-    key = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
-                                rsa.RSAPublicNumbers(e, n)).private_key()
-    return {"n": n, "e": e, "d": d, "p": p, "q": q}, key
+    """An RSA-2048 key made from a seed: counted instructions of a verify depend a little on
+    the modulus, so the benchmark's keys are the same on every run."""
+    return seeded_rsa(seed, e)
 
 
 def pack_input(items):

@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 
 from flashtool import ROOT, use_lib
-from flashtool.codes.rider import key_hi
+from flashtool.codes.rider import alg_of, key_hi
 
 use_lib("ridecode", "base45", "rsapkcs1")
 
@@ -89,18 +89,25 @@ def make_cert(key, kid, account, category, valid_from, valid_to):
 
 
 def make_cert2(key, kid, account, category, valid_from, valid_to, rider_pub):
-    """RC2 issuer certificate: binds the rider's public key (64 bytes x || y, made on the
-    phone) and 2**128 times it, which the reader uses to halve its work. The issuer computes
-    that multiple itself: it signs what it has checked."""
-    from cryptography.hazmat.primitives.asymmetric import ec
+    """RC2 issuer certificate: binds the rider's public key (made on the phone), its algorithm
+    told by its length: a 256-byte RSA-2048 modulus (e = 3), or a 64-byte P-256 point x || y,
+    which the certificate carries with 2**128 times it (it halves the reader's work). The
+    issuer checks the key and computes that multiple itself: it signs what it has checked."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    if len(rider_pub) != layout.KEY_LEN:
-        raise ValueError("rider key: 64 bytes x || y")
+    alg = alg_of(rider_pub)
+    rider_pub = bytes(rider_pub)
+    body = _cert_body(layout.VERSION2, kid, category, account, valid_from, valid_to)
+    if alg == layout.ALG_RSA3:
+        n = int.from_bytes(rider_pub, "big")
+        if n.bit_length() != 8 * layout.RSA_KEY or not n & 1:
+            raise ValueError("rider key: an odd 2048-bit RSA modulus")
+        rsa.RSAPublicNumbers(3, n).public_key()
+        return _signed(key, layout.CERT2_DOMAIN, body + bytes([alg]) + rider_pub)
     ec.EllipticCurvePublicNumbers(int.from_bytes(rider_pub[:32], "big"),
                                   int.from_bytes(rider_pub[32:], "big"),
                                   ec.SECP256R1()).public_key()  # ValueError off the curve
-    body = _cert_body(layout.VERSION2, kid, category, account, valid_from, valid_to)
-    return _signed(key, layout.CERT2_DOMAIN, body + bytes(rider_pub) + key_hi(rider_pub))
+    return _signed(key, layout.CERT2_DOMAIN, body + bytes([alg]) + rider_pub + key_hi(rider_pub))
 
 
 def user_key(dkey, cert):

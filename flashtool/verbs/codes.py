@@ -60,12 +60,15 @@ def cmd_keyset(a):
           % (a.out, len(data), a.serial, a.issuer, a.revoke, first - 1, first + a.days - 1))
 
 
+ALGS = {"rsa3": layout.ALG_RSA3, "p256": layout.ALG_P256}
+
+
 def cmd_rider_key(a):
     """What the rider app does once, on the phone: a key pair whose private half stays there."""
     path = Path(a.out)
     if path.exists() and not a.force:
         raise SystemExit("%s exists (--force to replace)" % path)
-    priv = rider_key(a.seed)
+    priv = rider_key(a.seed, ALGS[a.alg])
     save_rider_key(priv, path)
     print("wrote %s; public key (for the issuer): %s" % (path, public_bytes(priv).hex()))
 
@@ -127,6 +130,9 @@ def register(sub):
     q = add("rider-key", cmd_rider_key, "make a rider's key pair (what the app does)")
     q.add_argument("--out", required=True, help="private key file (PEM, kept by the app)")
     q.add_argument("--seed", help="derive the key from this seed (tests, demos)")
+    q.add_argument("--alg", default="rsa3", choices=sorted(ALGS),
+                   help="rsa3 (default): RSA-2048 e = 3; p256: ECDSA P-256, for readers with "
+                        "ridecode_p256 on (docs/ride-code.md)")
     q.add_argument("--force", action="store_true")
     q = add("issue", cmd_issue, "issue a rider certificate")
     q.add_argument("--id", type=int, default=1, help="issuer key id")

@@ -13,17 +13,24 @@ Runs on MicroPython and CPython (the host signing tools use it to check what the
 _PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 
 
+E_LENGTH = 1  # signature or modulus of the wrong size (plain ints: CPython tools import this)
+E_RANGE = 2  # signature value not below the modulus (s and s + n would be the same signature)
+E_INVALID = 3  # the public operation does not give the expected encoded block
+
+
 class SignatureError(ValueError):
-    pass
+    def __init__(self, code, why):
+        super().__init__(why)
+        self.code = code
 
 
 def encoded(digest, k):
     """EMSA-PKCS1-v1_5 encoding of a SHA-256 digest for a k-byte modulus."""
     if len(digest) != 32:
-        raise SignatureError("digest must be 32 bytes")
+        raise SignatureError(E_LENGTH, "digest must be 32 bytes")
     pad = k - 3 - len(_PREFIX) - 32
     if pad < 8:
-        raise SignatureError("modulus too short")
+        raise SignatureError(E_LENGTH, "modulus too short")
     return b"\x00\x01" + b"\xff" * pad + b"\x00" + _PREFIX + digest
 
 
@@ -32,10 +39,10 @@ def verify(n, e, digest, sig):
     `n` and `e` are ints; `sig` is exactly the modulus length in bytes."""
     k = len(sig)
     if k < 64 or not (n >> (8 * k - 8)) or n >> (8 * k):
-        raise SignatureError("signature length")
+        raise SignatureError(E_LENGTH, "signature length")
     s = int.from_bytes(sig, "big")
     if s >= n:
-        raise SignatureError("signature out of range")
+        raise SignatureError(E_RANGE, "signature out of range")
     m = pow(s, e, n)
     if m.to_bytes(k, "big") != encoded(digest, k):
-        raise SignatureError("bad signature")
+        raise SignatureError(E_INVALID, "bad signature")

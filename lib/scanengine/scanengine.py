@@ -63,8 +63,8 @@ class ScanEngine:
         self.terminator = terminator
         self.code = bytearray(bufsize)  # the last delivered code (valid until the next poll)
         self.code_len = 0
-        self._acc = bytearray(bufsize)
-        self._n = 0  # bytes assembled in _acc
+        self.arriving = bytearray(bufsize)  # the code being received, arriving[:partial()]
+        self._n = 0  # bytes assembled in arriving
         self._over = False  # current input ran past the buffer: dropped at its end
         self._last_ms = 0  # when the last scan byte arrived
         self.start_ms = 0  # when the first byte of the current / last delivered code arrived
@@ -163,6 +163,11 @@ class ScanEngine:
         await self.write_zone(ZONE_TRIGGER, b"\x01")
 
     # -- receive path (allocation-free) --
+    def partial(self):
+        """Bytes of a code still arriving (in self.arriving, since self.start_ms), 0 if none:
+        lets a caller start on its first part while the rest is on the wire."""
+        return 0 if self._over else self._n
+
     def take(self):
         """Length of a code delivered since the last take() (in self.code), else 0."""
         n = self._ready
@@ -197,7 +202,7 @@ class ScanEngine:
     def _feed(self, buf, end, now):
         """Process buf[self._rpos:end]; stops after a completed code and returns its length."""
         i = self._rpos
-        acc = self._acc
+        acc = self.arriving
         cap = len(acc)
         term = self.terminator
         n = self._n
@@ -276,7 +281,7 @@ class ScanEngine:
             return 0
         code = self.code
         if n == self.code_len and self._clock.ticks_diff(now, self._seen_ms) < self.same_ms:
-            acc = self._acc
+            acc = self.arriving
             same = True
             for i in range(n):
                 if acc[i] != code[i]:
@@ -287,7 +292,7 @@ class ScanEngine:
                 self.suppressed += 1
                 return 0
         for i in range(n):
-            code[i] = self._acc[i]
+            code[i] = self.arriving[i]
         self.code_len = n
         self._seen_ms = now
         self.codes += 1

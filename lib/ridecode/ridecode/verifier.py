@@ -5,13 +5,18 @@ Returns a result constant and fills a credential.Credential; it never decides pa
 reader without trusted time gets NO_TRUSTED_TIME for a code that is otherwise genuine: staff
 check it by hand, the gate never opens on it. RC1 codes are accepted only while the reader is
 configured to (`rc1`): a reader holds the RC1 day keys, so whoever extracts them can make RC1
-codes (docs/ride-code.md).
+codes (docs/ride-code.md). RC2 rider keys are RSA-2048 with e = 3 (two modular multiplications
+a verify) or, where a reader is configured to (`p256`), ECDSA P-256 (some 16 M instructions a
+verify on a 32-bit core: over the ESP32's budget, docs/ride-code.md).
+
+`prefetch()` checks the issuer certificate of a code that is still arriving (it comes first):
+the RSA operation then overlaps the dynamic part's time on the wire.
 """
 
 import hashlib
 
 import base45
-import p256
+import p256 as _p256
 import rsapkcs1
 from civildate import ymd
 from micropython import const
@@ -31,18 +36,22 @@ STALE = const(7)  # dynamic part too old (a screenshot) or dated in the future
 REPLAYED = const(8)  # this exact code was already accepted by this reader
 NO_TRUSTED_TIME = const(9)  # genuine, but the reader cannot tell the time: manual check
 NON_CANONICAL = const(10)  # rider signature r or s out of range, or s above n/2 (malleated)
-BAD_KEY = const(11)  # the certified rider key is not a point of the curve
+BAD_KEY = const(11)  # the certified rider key is not a curve point / a 2048-bit odd modulus
 RETIRED = const(12)  # an RC1 code on a reader that no longer accepts RC1
+KEY_OFF = const(13)  # an RC2 rider-key algorithm this reader is configured not to accept
 
 NAMES = ("ok", "malformed", "forged", "unknown-key", "revoked", "expired", "not-yet-valid",
-         "stale", "replayed", "no-trusted-time", "non-canonical", "bad-key", "retired")
+         "stale", "replayed", "no-trusted-time", "non-canonical", "bad-key", "retired",
+         "key-off")
 
 _KIND_CODE = const(4)  # credential.KIND_CODE (firmware module; not imported by a lib)
 _SIG = const(256)
 _FIXED = const(12)
 _DYN = const(22)
-_DYN2 = const(70)
-_KEYS = const(128)
+_KEYS = const(128)  # P-256: the key and 2**128 times it
+_ECSIG = const(64)
+_ALG_RSA3 = const(1)  # layout.ALG_RSA3
+_ALG_P256 = const(2)  # layout.ALG_P256
 _DAY = const(86400)
 _PREFIX_LEN = const(4)
 
@@ -59,7 +68,7 @@ class Verifier:
     its code at least every 15 s)."""
 
     def __init__(self, keyset, clock, window_s=20, skew_s=10, replay_slots=128, cache_slots=16,
-                 rc1=False):
+                 rc1=False, p256=False):
         if window_s < 1 or skew_s < 0 or replay_slots < 1 or cache_slots < 1:
             raise ValueError("verifier parameters")
         self.window_s = window_s
@@ -67,8 +76,11 @@ class Verifier:
         self.rc1 = rc1
         self._clock = clock
         self._bin = bytearray(layout.MAX_BINARY2)
-        self._ecdsa = p256.Verifier()
+        self._ecdsa = _p256.Verifier() if p256 else None  # its 4.5 KB workspace only if used
         self._seen = b""  # the last RC2 signed-message digest (the replay key)
+        self._cert_id = b""  # SHA-256 of the last certificate checked
+        self._at = -1  # the code prefetch() last finished with (one certificate check a code)
+        self.prefetches = 0
         self.certs = CertCache(cache_slots)
         self.replay = ReplayCache(replay_slots)
         self.counts = [0] * len(NAMES)
@@ -110,13 +122,12 @@ class Verifier:
         except ValueError:
             return MALFORMED
         # certificate: version, key id, category, account length, account, from, to,
-        # [RC2: rider key, 2**128 * rider key], issuer signature; then the dynamic part
+        # [RC2: rider-key algorithm, rider key], issuer signature; then the dynamic part
         acc = b[3]
-        keys = _KEYS if v == 2 else 0
-        cert_end = _FIXED + acc + keys
+        cert_end, dyn_len = self._shape(b, v, acc)
         dyn = cert_end + _SIG
-        if m < _FIXED or b[0] != v or acc < 1 or acc > layout.ACCOUNT_MAX or \
-                m != dyn + (_DYN2 if v == 2 else _DYN):
+        if m < _FIXED or b[0] != v or acc < 1 or acc > layout.ACCOUNT_MAX or not dyn_len or \
+                m != dyn + dyn_len:
             return MALFORMED
         for i in range(4, 4 + acc):
             if not 0x20 < b[i] < 0x7F:
@@ -125,23 +136,14 @@ class Verifier:
         valid_to = _u32(b, 8 + acc)
         gen = _u32(b, dyn)
         self._fill(cred, b, acc, valid_from, valid_to, gen)
-        ks = self.keyset
-        kid = b[1]
-        if ks.revoked[kid]:
-            return REVOKED
-        key = ks.issuer(kid)
-        if key is None:
-            return UNKNOWN_KEY
+        alg = b[_FIXED + acc] if v == 2 else 0
+        if alg == _ALG_P256 and self._ecdsa is None:
+            return KEY_OFF
         mv = memoryview(b)
-        cert_id = hashlib.sha256(mv[:dyn]).digest()  # certificate + signature
-        if not self.certs.lookup(cert_id):
-            h = hashlib.sha256(layout.CERT2_DOMAIN if v == 2 else layout.CERT_DOMAIN)
-            h.update(mv[:cert_end])
-            try:
-                rsapkcs1.verify(key[0], key[1], h.digest(), mv[cert_end:dyn])
-            except rsapkcs1.SignatureError:
-                return FORGED
-            self.certs.add(cert_id)  # RC2: its keys are checked with every signature
+        r = self._cert(b, mv, v, cert_end, dyn)
+        if r != OK:
+            return r
+        cert_id = self._cert_id
         now = self._clock.time()
         if now is not None:
             if now < valid_from - self.skew_s:
@@ -152,11 +154,11 @@ class Verifier:
             if age > self.window_s + self.skew_s or age < -self.skew_s:
                 return STALE
         if v == 2:
-            r = self._rider(mv, cert_id, cert_end, dyn)
+            r = self._rider(mv, b, alg, cert_id, cert_end, dyn)
             seen = self._seen  # replay key: the signed message's digest, not the signature
             off = 0
         else:
-            r = self._mac(ks, mv, b, cert_id, dyn, gen)
+            r = self._mac(self.keyset, mv, b, cert_id, dyn, gen)
             seen = b
             off = dyn + 6
         if r != OK:
@@ -168,19 +170,112 @@ class Verifier:
         self.replay.add(seen, off, gen, now - self.window_s - 2 * self.skew_s)
         return OK
 
-    def _rider(self, mv, cert_id, cert_end, dyn):
-        """RC2: the rider's signature over the dynamic part, bound to the certificate."""
+    @staticmethod
+    def _shape(b, v, acc):
+        """(end of the signed certificate body, dynamic part length) for a code whose version
+        is v and account length acc; dynamic length 0 for an unknown rider-key algorithm."""
+        if v == 1:
+            return _FIXED + acc, _DYN
+        alg = b[_FIXED + acc] if acc <= layout.ACCOUNT_MAX else 0
+        if alg == _ALG_RSA3:
+            return _FIXED + acc + 1 + _SIG, 6 + _SIG
+        if alg == _ALG_P256:
+            return _FIXED + acc + 1 + _KEYS, 6 + _ECSIG
+        return _FIXED + acc, 0
+
+    def _cert(self, b, mv, v, cert_end, dyn):
+        """The issuer's signature over the certificate, or the cache of those already checked.
+        Leaves SHA-256(certificate) in self._cert_id."""
+        ks = self.keyset
+        kid = b[1]
+        if ks.revoked[kid]:
+            return REVOKED
+        key = ks.issuer(kid)
+        if key is None:
+            return UNKNOWN_KEY
+        cert_id = self._cert_id = hashlib.sha256(mv[:dyn]).digest()  # body + signature
+        if not self.certs.lookup(cert_id):
+            h = hashlib.sha256(layout.CERT2_DOMAIN if v == 2 else layout.CERT_DOMAIN)
+            h.update(mv[:cert_end])
+            try:
+                rsapkcs1.verify(key[0], key[1], h.digest(), mv[cert_end:dyn])
+            except rsapkcs1.SignatureError:
+                return FORGED
+            self.certs.add(cert_id)  # RC2: the rider key is checked with every signature
+        return OK
+
+    def prefetch(self, buf, n, at):
+        """A code still arriving (buf[:n], the first n characters; `at` tells codes apart, e.g.
+        when its first byte came): once its certificate is in, check the issuer signature into
+        the certificate cache, so the check when the code is complete is a warm one. Once per
+        code; a text that is no RC2 code, or whose certificate does not verify, is left to
+        check() to refuse. Returns True when there is nothing more to do for this code."""
+        if at == self._at:
+            return True
+        if self._version(buf, n) != 2:
+            self._at = at
+            return True
+        b = self._bin
+        try:
+            if n < _PREFIX_LEN + 6:
+                return False
+            base45.decode_into(buf, _PREFIX_LEN, 6, b)  # version .. account length
+            acc = b[3]
+            if acc > layout.ACCOUNT_MAX or b[0] != 2:
+                self._at = at
+                return True
+            # up to the rider-key algorithm byte, in whole base45 groups (more text follows)
+            need = _PREFIX_LEN + (_FIXED + acc + 2) // 2 * 3
+            if n < need:
+                return False
+            base45.decode_into(buf, _PREFIX_LEN, need - _PREFIX_LEN, b)
+            cert_end, dyn_len = self._shape(b, 2, acc)
+            dyn = cert_end + _SIG
+            need = _PREFIX_LEN + (dyn + 1) // 2 * 3
+            if not dyn_len or (b[_FIXED + acc] == _ALG_P256 and self._ecdsa is None):
+                self._at = at
+                return True
+            if n < need:
+                return False
+            base45.decode_into(buf, _PREFIX_LEN, need - _PREFIX_LEN, b)
+        except ValueError:
+            self._at = at
+            return True
+        self._at = at
+        self.prefetches += 1
+        self._cert(b, memoryview(b), 2, cert_end, dyn)
+        return True
+
+    def _signed(self, mv, cert_id, dyn):
+        """RC2: the digest of what the rider signed, bound to the certificate; kept as the
+        replay key (the signed message, not the signature bytes)."""
         h = hashlib.sha256(layout.DYN2_DOMAIN)
         h.update(cert_id)
         h.update(mv[dyn:dyn + 6])
         digest = self._seen = h.digest()
+        return digest
+
+    def _rider(self, mv, b, alg, cert_id, cert_end, dyn):
+        """RC2: the rider's signature over the dynamic part."""
+        digest = self._signed(mv, cert_id, dyn)
+        sig = dyn + 6
+        if alg == _ALG_RSA3:
+            at = cert_end - _SIG
+            if not b[at] & 0x80 or not b[cert_end - 1] & 1:
+                return BAD_KEY  # not an odd 2048-bit modulus
+            try:
+                rsapkcs1.verify(int.from_bytes(mv[at:cert_end], "big"), 3, digest,
+                                mv[sig:sig + _SIG])
+            except rsapkcs1.SignatureError as e:
+                return NON_CANONICAL if e.code == rsapkcs1.E_RANGE else FORGED
+            return OK
         try:
-            self._ecdsa.verify(mv[cert_end - _KEYS:cert_end - 64], digest, mv[dyn + 6:dyn + _DYN2],
+            self._ecdsa.verify(mv[cert_end - _KEYS:cert_end - 64], digest, mv[sig:sig + _ECSIG],
                                low_s=True, key_hi=mv[cert_end - 64:cert_end])
-        except p256.SignatureError as e:
-            if e.code == p256.E_INVALID:
+        except _p256.SignatureError as e:
+            if e.code == _p256.E_INVALID:
                 return FORGED
-            return BAD_KEY if e.code == p256.E_KEY else NON_CANONICAL
+            return BAD_KEY if e.code == _p256.E_KEY else NON_CANONICAL
         return OK
 
     @staticmethod
