@@ -8,6 +8,7 @@ ignores) and never committed.
 
 import json
 import textwrap
+import zlib
 from pathlib import Path
 
 from flashtool.codes import issuer as codes
@@ -23,6 +24,7 @@ from sim.runner import HEAPSIZE, Reader
 from sim.world import Gate, Scheduler
 
 ISSUER_KID = 1
+RIDER_KEYS = 4  # key pairs the emulator's riders share (Station.rider)
 CARDS = {
     # name: (factory(issuer keys or None), blocklist category or None, expected verdict with
     # the health rule on, and with fares: what a purchase adds)
@@ -132,6 +134,7 @@ class Station:
         self.root = codes.load_key(k / "rides-root.json")
         self.issuer = codes.load_key(k / "rides-issuer.json")
         self._certs = {}  # (account, kind) -> RC2 certificate
+        self._rider_keys = {}  # slot -> RSA rider key
         if not (k / "issuer.json").exists():  # the card issuer's master keys (back office)
             (k / "issuer.json").write_text(pboc.IssuerKeys.generate().to_json())
         self.card_keys = pboc.IssuerKeys.from_json((k / "issuer.json").read_text())
@@ -230,11 +233,21 @@ class Station:
             self.gate.rider_will_pass()
         return expect
 
+    def rider(self, account):
+        """A rider's RSA-2048 e = 3 key pair, the same every time for the same account. The
+        riders share RIDER_KEYS key pairs (seeded RSA key generation takes ~0.5 s in CPython,
+        and rush hour has thousands of riders); each has a certificate of its own."""
+        slot = zlib.crc32(account.encode()) % RIDER_KEYS
+        key = self._rider_keys.get(slot)
+        if key is None:
+            key = self._rider_keys[slot] = app.rider_key(seed="emulator-%d" % slot)
+        return key
+
     def code_text(self, kind="valid", account="R-1001"):
         """The RC2 code a rider's phone shows now: its key comes from the account (the same
         rider has the same key every time), its certificate is issued on first use."""
         now = self.now()
-        rider = app.rider_key(seed=account)
+        rider = self.rider(account)
         cert = self._certs.get((account, kind == "expired"))
         if cert is None:
             valid_from, valid_to = now - 86400, now + 30 * 86400

@@ -128,6 +128,75 @@ class _ReplayUart:
         pass
 
 
+class _MemUart:
+    """The scan engine's UART with one code (and its CR) waiting in it."""
+
+    def __init__(self):
+        self.data = b""
+        self.pos = 0
+
+    def readinto(self, buf, n):
+        d = self.data
+        k = min(n, len(d) - self.pos)
+        if k <= 0:
+            return None
+        p = self.pos
+        for j in range(k):
+            buf[j] = d[p + j]
+        self.pos = p + k
+        return k
+
+
+def _receive(codes):
+    """fn(i): the scan-engine driver receiving codes[i] and its CR (poll until delivered)."""
+    import scanengine
+
+    uart = _MemUart()
+    se = scanengine.ScanEngine(uart, board.clock, bufsize=1280)
+
+    def rx(i):
+        uart.data = codes[i] + b"\r"
+        uart.pos = 0
+        se.forget()
+        while not se.poll(0):
+            pass
+    return rx
+
+
+def _codes(v, text, tag):
+    """Cold and warm checks of RC2 codes; for RSA rider keys also the certificate check done
+    while a code arrives and the receive path."""
+    from credential import Credential
+
+    cred = Credential()
+    codes = _lines(text)
+    cold, warm = codes[:8], codes[8:16]
+
+    def check_cold(i):
+        v.certs.clear()
+        if v.check(cold[i], len(cold[i]), cred):
+            raise ValueError("cold code refused: %d" % cred.error)
+
+    def check_warm(i):
+        if v.check(warm[i], len(warm[i]), cred):
+            raise ValueError("warm code refused: %d" % cred.error)
+
+    measure("code_cold" + tag, 8, check_cold)
+    measure("code_warm" + tag, 8, check_warm)
+    if tag:
+        return
+
+    def prefetch(i):
+        v.certs.clear()
+        k = v.prefetches
+        v.prefetch(cold[i], len(cold[i]), i)
+        if v.prefetches != k + 1:
+            raise ValueError("prefetch did not check the certificate")
+
+    measure("code_prefetch", 8, prefetch)
+    measure("code_rx", 8, _receive(cold))
+
+
 def _lines(mv):
     """bytearrays of the newline-separated lines in mv (no copy of the whole)."""
     out = []
@@ -255,26 +324,14 @@ def run():
     if got != [1] * 10:
         raise ValueError("replayed taps gave %r" % (got,))
 
-    # -- ride codes: cold (certificate RSA check) and warm (certificate cached) --------------
+    # -- ride codes, RC2. RSA-2048 e = 3 rider keys (the default): cold (issuer and rider RSA),
+    # warm (certificate cached), the certificate check done while the rest of the code is on
+    # the wire (prefetch), the scan-engine receive path; then P-256 rider keys (configurable)
     root_n = int.from_bytes(items["rootn"], "big")
     ks = keyset.load(bytes(items["ks"]), root_n, 3)
-    v = verifier.Verifier(ks, clock)
-    codes = _lines(items["codes"])
-    cold, warm = codes[:8], codes[8:16]
-    cred = Credential()
-
-    def check_cold(i):
-        v.certs.clear()
-        if v.check(cold[i], len(cold[i]), cred):
-            raise ValueError("cold code refused: %d" % cred.error)
-
-    def check_warm(i):
-        if v.check(warm[i], len(warm[i]), cred):
-            raise ValueError("warm code refused: %d" % cred.error)
-
-    measure("code_cold", 8, check_cold)
-    measure("code_warm", 8, check_warm)
-    del cold, warm, codes
+    _codes(verifier.Verifier(ks, clock), items["codes"], "")
+    _codes(verifier.Verifier(ks, clock, p256=True), items["codesec"], "_p256")
+    gc.collect()
 
     # -- a signed app manifest (40 files), as an update is checked ---------------------------
     kid, key = signedmanifest.load_key(bytes(items["mkey"]).decode())
