@@ -13,9 +13,12 @@ import scanengine
 import slog
 from config import DEFAULTS
 from credential import KIND_CODE, Credential
+from micropython import const
 
 log = slog.Logger("qr")
 
+_DRAIN = const(33)  # 64-byte reads a tick: the ESP32 boards' 2 KiB UART buffer
+_ARRIVING_MS = const(2)  # the poll period while a code is arriving
 _KEYS = ("qr_mode", "qr_baud", "qr_poll_ms", "qr_gap_ms", "qr_same_ms", "qr_probe_s",
          "qr_trigger_ms", "qr_buf")
 
@@ -103,25 +106,31 @@ class QrReader:
             elif diff(now, last) >= probe_ms and (command or diff(now, eng.rx_ms) >= probe_ms):
                 await self._probe()  # quiet for a while (no scan output at all)
                 last = clock.ticks_ms()
-            for _ in range(4):  # up to 256 bytes per tick: keeps up with 115200 baud
-                eng.poll()
+            for _ in range(_DRAIN):  # what the UART holds, up to a delivered code
+                if eng.poll() or eng.drained:
+                    break
             n = eng.take()
             if n:
                 last = clock.ticks_ms()
                 await self._deliver(n, on_credential)
-            elif eng.partial():
-                self._prefetch()
-            await asyncio.sleep_ms(cfg["qr_poll_ms"])
+            elif eng.partial() and self._prefetch():
+                await asyncio.sleep_ms(0)  # that took a while: read what came meanwhile now
+                continue
+            # a code on the wire: look again soon, its verdict waits for the next tick
+            await asyncio.sleep_ms(_ARRIVING_MS if eng.partial() else cfg["qr_poll_ms"])
 
     def _prefetch(self):
         """An RC2 code's certificate comes first: check it while the rest is on the wire (an
         RSA-2048 code is ~105 ms of it at 115200 baud), so the check at its end is a warm one.
         The engine's UART buffer (2 KiB on the ESP32 boards) holds what arrives meanwhile."""
         eng = self.engine
+        v = self.verifier
+        k = v.prefetches
         try:
-            self.verifier.prefetch(eng.arriving, eng.partial(), eng.start_ms)
+            v.prefetch(eng.arriving, eng.partial(), eng.start_ms)
         except MemoryError:
             gc.collect()  # the check of the whole code tries again
+        return v.prefetches != k
 
     async def _deliver(self, n, on_credential):
         self.scans += 1

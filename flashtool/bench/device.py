@@ -57,9 +57,37 @@ def pack_input(items):
     return b"HOT1" + struct.pack("<II", len(items), 12 + len(body)) + body
 
 
-def make_input(nfc_rec, nfc_at):
+def code_items():
+    """The ride codes' input: a key set, RC2 codes of 8 riders with RSA-2048 e = 3 keys (each
+    its own certificate: cold) and 8 refreshes of one (warm), the same with P-256 keys and as
+    RC1 codes (day-key MAC, for the comparison)."""
     from flashtool.codes import issuer as cc
     from flashtool.codes import rider
+
+    root, _ = fixed_rsa("root")
+    iss, _ = fixed_rsa("issuer")
+    day = cc.day_key(b"bench-day-master", NOW // 86400)  # RC1, for the comparison
+    items = [("ks", cc.make_keyset(root, 1, {1: iss}, [], {NOW // 86400: day})),
+             ("rootn", root["n"].to_bytes(256, "big"))]
+    certs = [cc.make_cert(iss, 1, "31047700%012d" % i, 1, NOW - 86400, NOW + 86400)
+             for i in range(8)]
+    codes = [cc.make_code(c, cc.user_key(day, c), NOW - 5, 1) for c in certs]
+    codes += [cc.make_code(certs[0], cc.user_key(day, certs[0]), NOW - 5, 100 + i)
+              for i in range(8)]
+    items.append(("codes1", b"\n".join(codes)))
+    for item, alg in (("codes", cc.layout.ALG_RSA3), ("codesec", cc.layout.ALG_P256)):
+        riders = [rider.rider_key(seed="bench-%d" % i, alg=alg) for i in range(8)]
+        certs = [cc.make_cert2(iss, 1, "31047700%012d" % i, 1, NOW - 86400, NOW + 86400,
+                               rider.public_bytes(r)) for i, r in enumerate(riders)]
+        codes = [rider.make_code2(c, r, NOW - 5, 1, deterministic=True)
+                 for c, r in zip(certs, riders)]
+        codes += [rider.make_code2(certs[0], riders[0], NOW - 5, 100 + i, deterministic=True)
+                  for i in range(8)]
+        items.append((item, b"\n".join(codes)))
+    return items
+
+
+def make_input(nfc_rec, nfc_at):
     from flashtool.lists import blocklist as cb
     from flashtool.release.keys import public_json
     from flashtool.release.sign import body, sign_body
@@ -72,19 +100,7 @@ def make_input(nfc_rec, nfc_at):
     items += [("list", img), ("listn", n.to_bytes(256, "big")), ("liste", struct.pack("<I", e)),
               ("member", b"1%018d" % 7919), ("other", b"8%018d" % 7919)]
     items += [("nfc", nfc_rec), ("nfcat", struct.pack("<II", *nfc_at))]
-    root, _ = fixed_rsa("root")
-    iss, _ = fixed_rsa("issuer")
-    items += [("ks", cc.make_keyset(root, 1, {1: iss})),
-              ("rootn", root["n"].to_bytes(256, "big"))]
-    for item, alg in (("codes", cc.layout.ALG_RSA3), ("codesec", cc.layout.ALG_P256)):
-        riders = [rider.rider_key(seed="bench-%d" % i, alg=alg) for i in range(8)]
-        certs = [cc.make_cert2(iss, 1, "31047700%012d" % i, 1, NOW - 86400, NOW + 86400,
-                               rider.public_bytes(r)) for i, r in enumerate(riders)]
-        codes = [rider.make_code2(c, r, NOW - 5, 1, deterministic=True)
-                 for c, r in zip(certs, riders)]
-        codes += [rider.make_code2(certs[0], riders[0], NOW - 5, 100 + i, deterministic=True)
-                  for i in range(8)]
-        items.append((item, b"\n".join(codes)))
+    items += code_items()
     _, app_key = fixed_rsa("app")
     files = [["m%02d.mpy" % i, 1000 + i, hashlib.sha256(b"%d" % i).hexdigest()]
              for i in range(40)]
@@ -294,12 +310,14 @@ ROWS = (  # (name in the workload's output, what it is)
     ("code_rx", "Ride code RC2, RSA: scan-engine receive path, 1215 characters + CR"),
     ("code_cold_p256", "Ride code RC2, P-256 rider key, cold (issuer RSA, P-256 verify)"),
     ("code_warm_p256", "Ride code RC2, P-256 rider key, warm (P-256 verify)"),
+    ("code_cold_rc1", "Ride code RC1 (migration only), cold (issuer RSA, day-key MAC)"),
+    ("code_warm_rc1", "Ride code RC1, warm (certificate cached, day-key MAC)"),
     ("list_signature", "List signature check (RSA-2048 e=3 verify)"),
     ("manifest_check", "Signed app manifest, 40 files (RSA verify + JSON)"),
 )
 # RSA-2048 verifies in each row: the old rule counts their host time x BIGINT_FACTOR
 _BIG = {"list_signature": 1, "code_cold": 2, "code_warm": 1, "code_prefetch": 1,
-        "code_cold_p256": 1, "manifest_check": 1}
+        "code_cold_p256": 1, "code_cold_rc1": 1, "manifest_check": 1}
 
 
 def _per(hot, name):
