@@ -1,6 +1,7 @@
 """Fuzzed ride-code strings on the reader's verifier (MicroPython, compiled): nothing unhandled,
-nobody passes, RC2 (the format) and RC1 (kept for the migration, switched on here). Short
-forms in `make test`; >= 100,000 strings of each under @pytest.mark.long."""
+nobody passes, RC2 (the format, RSA and P-256 rider keys) and RC1 (kept for the migration,
+switched on here). Short forms in `make test`; >= 100,000 strings of each under
+@pytest.mark.long."""
 
 import random
 import struct
@@ -47,27 +48,29 @@ def mutate(rng, world, cert_pool):
             raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
         s = bytearray(prefix + base45.encode(bytes(raw)))
     elif kind == 5:  # random binary of a plausible length, valid base45
-        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 500)))
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 820)))
         s = bytearray(prefix + base45.encode(raw))
     elif kind == 6:  # random binary with a plausible header (version, key id, account len)
         acc = rng.randint(0, 25)
         raw = bytes([cert[0], rng.choice((1, 2, 9)), 5, acc]) + bytes(
-            rng.randrange(256) for _ in range(rng.randint(0, 490)))
+            rng.randrange(256) for _ in range(rng.randint(0, 810)))
         s = bytearray(prefix + base45.encode(raw))
     elif kind == 7:  # two codes glued, or a doubled prefix
         s = bytearray(good + (good if rng.random() < 0.5 else prefix))
     elif kind == 8:  # the signature (RC1: the MAC) replaced: edge values, its other half, noise
         raw = bytearray(base45.decode(bytes(s[4:])))
-        n = 32 if cert[0] == 2 else 8
+        alg = cert[12 + cert[3]] if cert[0] == 2 else 0
+        n = {1: 256, 2: 32}.get(alg, 8)  # RSA: the signature; P-256: s; RC1: half the MAC
+        order = N if alg == 2 else int.from_bytes(cert[13 + cert[3]:269 + cert[3]], "big")
         half = int.from_bytes(raw[-n:], "big")
-        tail = rng.choice((0, 1, N - 1, N, N + 1, 2 ** (8 * n) - 1, N - half,
+        tail = rng.choice((0, 1, order - 1, order, order + 1, 2 ** (8 * n) - 1, order - half,
                            rng.randrange(2 ** (8 * n))))
         raw[-n:] = (tail % 2 ** (8 * n)).to_bytes(n, "big")
-        if rng.random() < 0.3:
+        if alg == 2 and rng.random() < 0.3:
             raw[-2 * n:-n] = bytes(rng.randrange(256) for _ in range(n))
         s = bytearray(prefix + base45.encode(bytes(raw)))
     else:  # noise
-        s = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 900)))
+        s = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 1300)))
     if bytes(s) == good:
         s.append(ALPHA[0])
     return bytes(s)
@@ -80,9 +83,9 @@ ks = keyset.load(open(%r, "rb").read(), %d, %d)
 class Clock:
     def time(self):
         return %d
-v = verifier.Verifier(ks, Clock(), replay_slots=64, rc1=%s)
+v = verifier.Verifier(ks, Clock(), replay_slots=64, rc1=%s, p256=True)
 cred = credential.Credential()
-buf = bytearray(1024)
+buf = bytearray(1300)
 count = 0
 with open(%r, "rb") as f:
     while True:
@@ -102,10 +105,12 @@ print("counts", count, " ".join(str(c) for c in v.counts))
 def campaign(mp, world, tmp_path, n, seed, version):
     rng = random.Random(seed)
     if version == 2:
+        ec = world.ec_rider  # P-256 rider keys too (the reader here is configured for them)
         certs = [world.cert2, world.make_cert2(account="A1", category=1),
                  world.make_cert2(key=world.revoked, kid=2),
                  world.make_cert2(key=world.stranger, kid=9),
-                 world.make_cert2(valid_from=NOW - 10 * 86400, valid_to=NOW - 1)]
+                 world.make_cert2(valid_from=NOW - 10 * 86400, valid_to=NOW - 1),
+                 world.make_cert2(rider=ec), world.make_cert2(account="A2", rider=ec)]
         reached = ("malformed", "forged", "unknown-key", "revoked", "expired", "non-canonical")
     else:
         certs = [world.cert, world.make_cert(account="A1", category=1),
@@ -116,7 +121,7 @@ def campaign(mp, world, tmp_path, n, seed, version):
     path = tmp_path / "fuzz.bin"
     with open(path, "wb") as f:
         for _ in range(n):
-            s = mutate(rng, world, certs)[:1024]
+            s = mutate(rng, world, certs)[:1300]
             f.write(struct.pack(">H", len(s)) + s)
     out = mp(HARNESS % (str(world.ks_path), world.root["n"], world.root["e"], NOW,
                         version == 1, str(path)), timeout=3600)
