@@ -276,3 +276,32 @@ def test_an_attacker_with_the_readers_keys_makes_nothing_that_passes(mp, world):
     got = dict(zip(labels, (r["result"] for r in rows)))
     assert {r for k, r in got.items() if k.startswith("rc1")} == {"ok"}
     assert "ok" not in {r for k, r in got.items() if not k.startswith("rc1")}
+
+
+def test_prefetch_checks_the_certificate_while_the_code_arrives(mp, world):
+    """The QR task hands the verifier each part of a code as it arrives: once the certificate
+    is in (823 characters of an RSA code), its issuer signature is checked into the cache, once
+    per code; the check of the whole code is then warm. A forged certificate is not cached,
+    and a text that is no RC2 code costs nothing."""
+    w = world
+    good = w.code2(counter=60)
+    forged = _retext(w.code2(counter=61), _flip(5))
+    out = mp("""
+        import credential
+        from ridecode import keyset, verifier
+        ks = keyset.load(open(%r, "rb").read(), %d, %d)
+        class Clock:
+            def time(self):
+                return %d
+        v = verifier.Verifier(ks, Clock())
+        cred = credential.Credential()
+        for at, text in enumerate((%r, %r, b"RC1:ABC", b"hello world, no code")):
+            done = [v.prefetch(text, k, at) for k in (0, 3, 9, 822, 823, len(text))]
+            print(done, v.prefetches, v.certs.hits, v.certs.misses,
+                  v.check(text, len(text), cred), v.certs.hits, v.certs.misses)
+    """ % (str(w.ks_path), w.root["n"], w.root["e"], NOW, good, forged))
+    lines = out.splitlines()
+    assert lines[0] == "[False, False, False, False, True, True] 1 0 1 0 1 1"  # ok, warm
+    assert lines[1] == "[False, False, False, False, True, True] 2 1 2 2 1 3"  # forged twice
+    assert lines[2] == "[False, False, False, True, True, True] 2 1 3 12 1 3"  # RC1: retired
+    assert lines[3] == "[False, False, False, True, True, True] 2 1 3 1 1 3"  # malformed

@@ -212,13 +212,13 @@ class Verifier:
         check() to refuse. Returns True when there is nothing more to do for this code."""
         if at == self._at:
             return True
+        if n < _PREFIX_LEN + 6:
+            return False  # too little to tell yet
         if self._version(buf, n) != 2:
             self._at = at
             return True
         b = self._bin
         try:
-            if n < _PREFIX_LEN + 6:
-                return False
             base45.decode_into(buf, _PREFIX_LEN, 6, b)  # version .. account length
             acc = b[3]
             if acc > layout.ACCOUNT_MAX or b[0] != 2:
