@@ -91,7 +91,7 @@ class Installer:
         self._gen = s._gen
         self._erased = self._base  # sectors of the area erased so far (partition offset)
         self._h = hashlib.sha256()
-        self._stage = bytearray(_STAGE)
+        self._stage = s.stage  # _STAGE bytes, the store's: one install at a time
         self._trail = bytearray(fmt.TRAILER)
 
     def _put(self, buf):

@@ -64,6 +64,9 @@ class ListStore:
         self._page = bytearray(fmt.PAGE)
         self._r = bytearray(fmt.REC_LEN)
         self._hits = bytearray(fmt.MAX_CATS)
+        # the installer's 4 KiB read-back buffer, made with the store (at boot) rather than
+        # per install: by then a 112 KiB heap can hold 40 KB free and no 4 KiB block
+        self.stage = bytearray(_SECTOR)
         self.load()
 
     def _attach(self, partition_cls):
