@@ -117,11 +117,19 @@ def station_soak(station, n, gap_s=1.0):
     return verdicts, heap
 
 
+# The heartbeat's reading (after a collection) may land while a purchase is in flight, whose
+# buffers are then live: about 1.2 KB below a quiet reading (seen on loaded hosts, where the
+# reader's CPU time, and so the virtual time of the heartbeat against the taps, shifts a little).
+# A leak of 7 bytes a tap passes this bound in the short form; the long form's 10,000 taps bound
+# it to 0.2 bytes a tap.
+IN_FLIGHT = 2048
+
+
 def test_station_soak_short(station):
     verdicts, heap = station_soak(station, 300)
     assert len(verdicts) == 300
     assert sum(" verdict=PASS " in x for x in verdicts) == 240  # every fifth card is lost
-    assert len(heap) >= 4 and max(heap[1:]) - min(heap[1:]) <= 512, heap
+    assert len(heap) >= 4 and max(heap[1:]) - min(heap[1:]) <= IN_FLIGHT, heap
 
 
 @pytest.mark.long
@@ -129,4 +137,4 @@ def test_station_soak_short(station):
 def test_station_soak_long(station):
     verdicts, heap = station_soak(station, 10_000)
     assert len(verdicts) == 10_000
-    assert max(heap[1:]) - min(heap[1:]) <= 512, heap
+    assert max(heap[1:]) - min(heap[1:]) <= IN_FLIGHT, heap
