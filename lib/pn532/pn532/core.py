@@ -13,7 +13,7 @@ chaining, MIFARE) are generators that yield while waiting, so the same code runs
 from micropython import const
 
 from .errors import GONE, CardGone, ChipError, FrameError, Overflow, PN532Error, Timeout
-from .frame import K_ACK, K_ERROR, K_FRAME, K_NACK, Decoder, encode
+from .frame import K_ACK, K_ERROR, K_FRAME, K_NACK, Decoder, _take, encode
 
 CMD_FIRMWARE = const(0x02)
 CMD_BAUD = const(0x10)
@@ -187,6 +187,32 @@ class PN532:
             raise Timeout("no response")
         return False
 
+    def wait_us(self):
+        """How long an async caller may wait before poll() has a timeout to check (a late ACK,
+        a frame that stopped half-way, a response that never comes): a wait that ends when the
+        chip has something for us (`need()`) ends at this at the latest. 1 ms outside a
+        command (the multi-step operations' own pauses)."""
+        st = self._st
+        if st == _WAIT_ACK:
+            left = self.ack_ms
+        elif st == _WAIT_RESP:
+            left = self._tmo
+        else:
+            return 1000
+        c = self.clock
+        now = c.ticks_ms()
+        left -= c.ticks_diff(now, self._t0)
+        if self.dec.busy():
+            stall = _STALL_MS - c.ticks_diff(now, self._fed_t)
+            if stall < left:
+                left = stall
+        return left * 1000 + 1000 if left > 0 else 0  # + 1 ms: poll() counts whole ms
+
+    def need(self):
+        """What is worth waking for: the bytes a stream transport (HSU) needs before the frame
+        in progress can move on, else 1 (the transport's ready line, P70_IRQ)."""
+        return self.t.need(self.dec)
+
     def _rerequest(self):
         """A broken frame: drop it; if it was the response, ask for it again (NACK)."""
         self.dec.reset()
@@ -355,9 +381,7 @@ class PN532:
         n = self.rlen - 3
         if at + n > len(dst):
             raise Overflow()
-        r = self.resp
-        for j in range(n):
-            dst[at + j] = r[3 + j]
+        _take(dst, at, self.resp, 3, n)
         return at + n
 
     def exchange(self, tg, src, n, dst, timeout_ms=500):
@@ -372,8 +396,7 @@ class PN532:
             if more:
                 k = self.max_out
             p[0] = tg | 0x40 if more else tg
-            for j in range(k):
-                p[1 + j] = src[off + j]
+            _take(p, 1, src, off, k)
             off += k
             yield from self.call(CMD_DATA_EXCHANGE, 1 + k, timeout_ms)
             self._status()

@@ -3,6 +3,7 @@ frames, ACK, NACK and the error frame. The decoder is a byte-wise state machine 
 transport (HSU) can feed whatever has arrived, and it resynchronises on the next 00 FF start
 code after junk or a stale half frame. Nothing here allocates."""
 
+import micropython
 from micropython import const
 
 from .errors import FrameError
@@ -28,6 +29,20 @@ EXT_MAX = const(266)  # TFI + code + 264 data bytes (libnfc's extended limit)
 OVERHEAD = const(11)  # extended header + DCS + postamble
 
 
+@micropython.viper
+def _take(dst, d: int, src, s: int, k: int) -> int:
+    """Copy src[s:s+k] to dst[d:] and return the bytes' sum: a frame's body, the loop that
+    runs per byte of every command and answer (viper: a tenth of the bytecode loop's time)."""
+    o = ptr8(dst)
+    i = ptr8(src)
+    acc = 0
+    for j in range(k):
+        b = i[s + j]
+        o[d + j] = b
+        acc += b
+    return acc
+
+
 def encode(out, tfi, cmd, params, n):
     """Write the frame for TFI, cmd, params[0:n] into `out`; returns its length."""
     ln = n + 2
@@ -51,11 +66,8 @@ def encode(out, tfi, cmd, params, n):
     out[i] = tfi
     out[i + 1] = cmd
     i += 2
-    for k in range(n):
-        b = params[k]
-        out[i] = b
-        s += b
-        i += 1
+    s += _take(out, i, params, 0, n)
+    i += n
     out[i] = (-s) & 0xFF
     out[i + 1] = 0
     return i + 2
@@ -107,15 +119,10 @@ class Decoder:
                 k = self.len - n
                 if k > end - i:
                     k = end - i
-                s = self.sum
-                for j in range(i, i + k):
-                    b = src[j]
-                    buf[n] = b
-                    n += 1
-                    s += b
+                self.sum = (self.sum + _take(buf, n, src, i, k)) & 0xFF
+                n += k
                 i += k
                 self.n = n
-                self.sum = s
                 if n == self.len:
                     st = _S_DCS
                 continue

@@ -55,6 +55,12 @@ class HSU:
             if dec.kind:
                 return True
 
+    def need(self, dec):
+        """Bytes to wait for before feeding the decoder again: the rest of the frame's header
+        or body it is in, else the smallest frame (an ACK, 6 bytes)."""
+        k = dec.need()
+        return k if k > 0 else 6
+
     def set_baud(self, rate):
         """Our end of a rate change, once what we wrote (the confirming ACK) has left at the
         old rate: machine.UART.flush() waits for that."""

@@ -70,5 +70,9 @@ class I2C:
             raise FrameError("truncated")
         return True
 
+    def need(self, dec):
+        """A frame is there when P70_IRQ is low (as the status byte's RDY bit)."""
+        return 1
+
     def reset(self):
         self.wake = True

@@ -75,5 +75,9 @@ class SPI:
         self.spi.readinto(self._one)
         cs.value(1)
 
+    def need(self, dec):
+        """A frame is there when P70_IRQ is low (as the status byte's RDY bit)."""
+        return 1
+
     def reset(self):
         self.wake = True
