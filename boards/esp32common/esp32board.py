@@ -98,6 +98,11 @@ def nfc_reset():
     return pin("NFC_RESET", machine.Pin.OUT, 1)
 
 
+def nfc_irq():
+    """The PN532's P70_IRQ (open drain, low while the chip has a frame for the host)."""
+    return machine.Pin("NFC_IRQ", machine.Pin.IN, machine.Pin.PULL_UP)
+
+
 def gate_lock():
     return pin("GATE_LOCK", machine.Pin.OUT, 0)
 

@@ -114,6 +114,11 @@ def nfc_reset():
     return pin("NFC_RESET", Pin.OUT, 1)
 
 
+def nfc_irq():
+    """The PN532's P70_IRQ (input, low while the chip has a frame for the host)."""
+    return pin("NFC_IRQ", Pin.IN)
+
+
 def scanner_uart():
     return UART(_link, 2, baudrate=9600)
 

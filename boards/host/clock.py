@@ -150,6 +150,25 @@ class Clock:
         if w is not None and time.ticks_diff(self.ticks_ms(), w.fed) > w.timeout:
             raise WatchdogReset()
 
+    def idle_us(self, waiting, dt):
+        """How far the accelerated clock may jump while every task waits: to the first timer
+        (`dt` ms; -1: none) or the first device wait to end (an `aioready.Ready` in asyncio's IO
+        queue: when the simulator says its UART will hold the bytes or its line will be low,
+        else its deadline)."""
+        best = dt * 1000 if dt > 0 else -1
+        for k in waiting:
+            r = waiting[k][2]
+            if r.ready():
+                return 0
+            w = time.ticks_diff(r.due, self.ticks_us())
+            if r.na:
+                w = _sooner(r.a, r.na, w)
+            if r.nb:
+                w = _sooner(r.b, r.nb, w)
+            if best < 0 or w < best:
+                best = w
+        return best if best > 0 else 0
+
     def install(self):
         """Make asyncio run on this clock (and skip idle time when accelerated)."""
         _core.ticks = self.ticks_ms
@@ -159,13 +178,69 @@ class Clock:
 
         def wait_io_event(dt):
             clock.check_wdt()
-            if clock.accelerated and dt > 0 and not q.map:
-                real_wait(0)
-                clock.advance(dt * 1000)  # nothing but timers: jump to the next deadline
-            else:
+            m = q.map
+            if m and not _devices_only(m):
                 real_wait(dt)  # real sockets are waiting: their timeouts run in real time
+                return
+            if dt != 0 and clock.accelerated:
+                while True:  # jump to the first timer or device wait to end
+                    t0 = clock.ticks_us()
+                    jump = clock.idle_us(m, dt)
+                    # asking the simulators is the emulation's work, not the firmware's: the
+                    # ESP32's poll loop waits in C (the waits' own checks, ready(), count)
+                    clock.exclude(time.ticks_diff(clock.ticks_us(), t0))
+                    if jump:
+                        clock.advance(jump)
+                    if m:
+                        _wake_ready(q)
+                    if dt > 0 or _core._task_queue.peek():
+                        return
+                    if not jump:
+                        clock.advance(1)  # a device said "now" a hair early: on by 1 µs
+            if not m:
+                real_wait(dt)  # timers only
+                return
+            _wake_ready(q)  # device waits in real time: look every millisecond
+            while dt != 0 and not _core._task_queue.peek():
+                time.sleep_us(1000)
+                _wake_ready(q)
+                if dt > 0:
+                    return
 
         q.wait_io_event = wait_io_event
+
+
+def _devices_only(waiting):
+    """Every stream asyncio waits on is a device wait (aioready.Ready), no real socket."""
+    for k in waiting:
+        if not hasattr(waiting[k][2], "due"):
+            return False
+    return True
+
+
+def _wake_ready(q):
+    """asyncio's IO poll, for device waits only (the unix port's select.poll sleeps a
+    millisecond before it asks a stream that has no file descriptor, on every call)."""
+    while True:
+        done = None
+        for k in q.map:
+            e = q.map[k]
+            if e[0] is not None and e[2].ready():
+                done = e
+                break
+        if done is None:
+            return
+        _core._task_queue.push(done[0])
+        done[0] = None
+        if done[1] is None:
+            q._dequeue(done[2])
+
+
+def _sooner(src, n, w):
+    """w, or the µs until `src` (a link UART holding n bytes, or a link pin reading low) is
+    ready when that comes first."""
+    t = src.wake_in(n if hasattr(src, "any") else 0, w)
+    return t if 0 <= t < w else w
 
 
 class WDT:

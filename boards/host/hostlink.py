@@ -32,6 +32,8 @@ OP_PIN_READ = const(9)
 OP_DISPLAY = const(10)
 OP_MAINT_READ = const(11)
 OP_EVENT = const(12)
+OP_UART_WAKE = const(13)  # when will UART `chan` hold `arg` bytes (within the µs given)?
+OP_PIN_WAKE = const(14)  # when will pin `chan` read `arg` (within the µs given)?
 
 _REQ = const(32)
 _HDR = const(16)
@@ -49,6 +51,7 @@ class Link:
         self._clock = clock
         self._h = bytearray(_REQ)
         self.next_us = 0  # from the last reply: when the simulator has more for us
+        self._wake = bytearray(4)
         self.arg = 0  # from the last reply
 
     def call(self, op, chan=0, arg=0, wbuf=None, wlen=0, rbuf=None):
@@ -90,6 +93,15 @@ class Link:
                     raise LinkError(104)
                 got += k
 
+    def wake_in(self, op, chan, arg, limit_us):
+        """µs from now until the condition a wake query names holds (0: it holds now), or -1
+        when it will not within limit_us by what the simulators know now."""
+        b = self._wake
+        struct.pack_into("<I", b, 0, limit_us if limit_us < 0xFFFFFFFF else 0xFFFFFFFF)
+        self.call(op, chan, arg, b, 4, b)
+        v = struct.unpack_from("<I", b)[0]
+        return -1 if v == 0xFFFFFFFF else v
+
     def _drain(self, n):
         b = bytearray(64)
         while n:
@@ -98,6 +110,8 @@ class Link:
 
 class UART:
     """machine.UART subset: a byte stream wired to a simulated chip on channel `chan`."""
+
+    IRQ_RX = 1
 
     def __init__(self, link, chan, baudrate=115200, **kw):
         self._link = link
@@ -130,6 +144,15 @@ class UART:
     def any(self):
         self._link.call(OP_UART_READ, self._chan, 0)
         return self._link.arg  # bytes waiting
+
+    def irq(self, handler=None, trigger=0):
+        """Accepted for the board API; the emulated clock wakes a waiting task itself, at the
+        instant the simulator says the bytes are there (`wake_in`)."""
+        self._irq = handler
+
+    def wake_in(self, n, limit_us):
+        """µs until at least n bytes are readable (0: now), -1: not within limit_us."""
+        return self._link.wake_in(OP_UART_WAKE, self._chan, n, limit_us)
 
     def flush(self):
         """Wait until every byte written has left the wire (as machine.UART.flush on the
@@ -219,6 +242,8 @@ class Pin:
 
     IN = 0
     OUT = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
 
     def __init__(self, link, id, mode=IN, value=None):
         self._link = link
@@ -241,6 +266,14 @@ class Pin:
             self._link.call(OP_PIN_WRITE, self._id, v)
 
     __call__ = value
+
+    def irq(self, handler=None, trigger=IRQ_FALLING):
+        """Accepted for the board API (see UART.irq)."""
+        self._irq = handler
+
+    def wake_in(self, level, limit_us):
+        """µs until the input reads `level` (0: now), -1: not within limit_us."""
+        return self._link.wake_in(OP_PIN_WAKE, self._id, level, limit_us)
 
     def on(self):
         self.value(1)

@@ -201,6 +201,9 @@ class ContactSlot(UartDevice):
         waiting = sum(1 for e in q if e[0] <= now_us)
         return bytes(out), waiting, int(q[0][0]) if q else 0
 
+    def arrivals(self, now_us):
+        return sorted(e[0] for e in self._q)
+
     def pending(self):
         return len(self._q)
 

@@ -7,6 +7,7 @@ the reader carries the reader's virtual time in microseconds.
 """
 
 import json
+import math
 import os
 import socket
 import struct
@@ -27,6 +28,8 @@ OP_PIN_READ = 9
 OP_DISPLAY = 10
 OP_MAINT_READ = 11
 OP_EVENT = 12
+OP_UART_WAKE = 13
+OP_PIN_WAKE = 14
 
 _REQ = struct.Struct("<BBHIQQQ")
 _REP = struct.Struct("<BBHIQ")
@@ -116,6 +119,21 @@ class UartDevice:
     def pending(self):
         return len(self._out)
 
+    def arrivals(self, now_us):
+        """When each byte the host has not read yet becomes readable, ascending: the ones on
+        the wire and the ones the chip has already decided to send (a wake-up query)."""
+        self.advance(now_us)
+        return [t for t, _ in self._out]
+
+    def ready_at(self, now_us, n, until_us):
+        """When at least n bytes are readable (now_us at the earliest), None if not by
+        until_us as far as the chip knows now."""
+        ts = self.arrivals(now_us)
+        if len(ts) < n:
+            return None
+        t = max(ts[n - 1], now_us)
+        return t if t <= until_us else None
+
     def advance(self, now_us):
         """Let time-driven behaviour (finishing a command, a phone appearing) happen."""
 
@@ -182,6 +200,10 @@ class Hardware:
         self.boot = {}  # what the next HELLO answers
         self._cs_fresh = {}
         self._pin_watchers = {}
+        # inputs a chip drives: name -> level(now), and name -> when(now, level, until) for
+        # wake-up queries (the PN532's P70_IRQ)
+        self.pin_level = {}
+        self.pin_wake = {}
 
     # -- world side --
     def set_input(self, name, level):
@@ -289,7 +311,10 @@ class Hardware:
             return 0, 0, b"", 0
         if op == OP_PIN_READ:
             name = self.names.get(chan, str(chan))
-            return 0, self.inputs.get(name, 0), b"", 0
+            fn = self.pin_level.get(name)
+            return 0, fn(now) if fn else self.inputs.get(name, 0), b"", 0
+        if op in (OP_UART_WAKE, OP_PIN_WAKE):
+            return 0, 0, self._wake(op, chan, arg, now, now + arg_len(payload)), 0
         if op == OP_DISPLAY:
             zh, _, en = bytes(payload).decode().partition("\n")
             self.display = (zh, en)
@@ -302,6 +327,22 @@ class Hardware:
             self.events.append((now, bytes(payload).decode()))
             return 0, 0, b"", 0
         return 22, 0, b"", 0  # EINVAL: unknown op
+
+    def _wake(self, op, chan, arg, now, until):
+        """A wake-up query: µs from now until UART `chan` holds `arg` bytes or pin `chan`
+        reads `arg`, as 4 bytes (FFFFFFFF: not by `until`)."""
+        t = None
+        if op == OP_UART_WAKE:
+            dev = self.uarts.get(chan)
+            t = dev.ready_at(now, max(arg, 1), until) if dev else None
+        else:
+            name = self.names.get(chan, str(chan))
+            fn = self.pin_wake.get(name)
+            if fn is not None:
+                t = fn(now, arg, until)
+            elif self.inputs.get(name, 0) == arg:
+                t = now
+        return struct.pack("<I", 0xFFFFFFFF if t is None else max(0, math.ceil(t) - now))
 
     def watch_pin(self, name, fn):
         """Call fn(now_us, level) when the reader drives `name` (e.g. the PN532 reset line)."""

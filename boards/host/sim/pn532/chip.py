@@ -149,6 +149,28 @@ class PN532Sim(Commands, Power):
             return f
         return None
 
+    # -- P70_IRQ --
+    def irq_level(self, now):
+        """P70_IRQ as the host reads it: low while a frame waits for the host to take it (I2C,
+        SPI: the status byte's RDY; cleared by reading the frame) or after a wake-up with
+        GenerateIRQ. On HSU the frames go out by themselves and the reader waits on its UART
+        instead: the line stays high there (UM0701 describes the handshake for I2C and SPI)."""
+        with self.lock:
+            self._clock(now)
+            if self.transport != "hsu" and self.frame_ready(now):
+                return 0
+            return self.irq
+
+    def irq_at(self, now, level, until):
+        """When P70_IRQ will read `level` (a wake-up query), None if not by `until`."""
+        with self.lock:
+            if self.irq_level(now) == level:
+                return now
+            if level or self.transport == "hsu" or not self.pending:
+                return None
+            t = self.pending[0][0]
+            return t if t <= until else None
+
     def frame_ready(self, now):
         self.advance(now)
         return bool(self.ready) and self.ready[0][0] <= now

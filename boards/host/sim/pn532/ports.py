@@ -25,6 +25,21 @@ class HsuPort(UartDevice):
         with self.sim.lock:
             self.sim.advance(now_us)
 
+    def arrivals(self, now_us):
+        """The bytes on the wire, then the frames the chip has queued (ACK, response) as
+        `send()` will put them on it."""
+        with self.sim.lock:
+            ts = super().arrivals(now_us)
+            free = self._tx_free_us
+            per = self.byte_us()
+            for e in self.sim.pending:
+                t = max(e[0], free)
+                for _ in e[1]:
+                    t += per
+                    ts.append(int(t))
+                free = t
+            return ts
+
     def rebase(self, d):
         self._out = deque((t - d, b) for t, b in self._out)
         self._tx_free_us = max(0, self._tx_free_us - d)
@@ -162,4 +177,6 @@ def install(hw, transport="hsu"):
     else:
         raise ValueError("transport must be hsu, i2c or spi")
     hw.watch_pin("NFC_RESET", sim.reset_line)
+    hw.pin_level["NFC_IRQ"] = sim.irq_level
+    hw.pin_wake["NFC_IRQ"] = sim.irq_at
     return sim
