@@ -386,12 +386,12 @@ async def main(board, cfg, cfg_error=None):
     qr = QrReader(board.scanner_uart(), board.clock, verifier, cfg)
     from nfc_task import NfcReader
 
-    nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg)
+    nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg, board.nfc_irq())
     ticket = None
     if cfg.get("psam"):  # every card tap an e-purse purchase (firmware/ticketing.py)
         from ticketing import Ticketing
 
-        ticket = Ticketing(board, cfg, load_fares(board, cfg))
+        ticket = Ticketing(board, cfg, load_fares(board, cfg), nfc)
         nfc.on_card = ticket.charge
     key = list_key()
     store = None

@@ -15,6 +15,7 @@ require("civildate")
 
 # -- nfc (PN532) --
 require("pn532")
+require("aioready")
 module("nfc_task.py")
 
 # -- blocklist --

@@ -11,6 +11,7 @@ being served meanwhile.
 import asyncio
 
 import slog
+from aioready import Ready
 from credential import KIND_CPU, KIND_MIFARE, KIND_PHONE, Credential
 from micropython import const
 from pn532 import PN532, CardGone, PN532Error, Timeout, transport
@@ -37,9 +38,14 @@ _READ17 = b"\x00\xb0\x97\x00\x0f"
 
 
 class NfcReader:
-    def __init__(self, bus, reset_pin, clock, cfg):
+    def __init__(self, bus, reset_pin, clock, cfg, irq=None):
+        """irq: the PN532's P70_IRQ input (board.nfc_irq()), or None. A wait for the chip
+        ends when it has a frame for us: on HSU when the UART holds it, on I2C/SPI when
+        P70_IRQ is low; without the line, the driver is polled every millisecond."""
         self.clock = clock
         self.drv = PN532(transport(bus), clock, reset_pin)
+        self.src = bus[1] if bus[0] == "hsu" else irq
+        self.rd = Ready(clock, self.src) if self.src is not None else None
         self.poll_ms = cfg.get("nfc_poll_ms", 100)
         self.baud = cfg.get("nfc_baud", 115200)  # HSU rate after init (SetSerialBaudRate)
         self.mifare_allowed = cfg.get("mifare_allowed", False)
@@ -58,6 +64,14 @@ class NfcReader:
         self._fails = 0
         self._backoff_ms = _BACKOFF_MS
 
+    def pause(self):
+        """Awaitable: until the chip has something for the driver, or its next timeout."""
+        rd = self.rd
+        if rd is None:
+            return asyncio.sleep_ms(1)
+        drv = self.drv
+        return rd.wait(drv.wait_us(), drv.need())
+
     async def _do(self, gen):
         """Run a driver generator operation, yielding to the event loop while waiting."""
         while True:
@@ -65,12 +79,12 @@ class NfcReader:
                 next(gen)
             except StopIteration as e:
                 return e.value
-            await asyncio.sleep_ms(1)
+            await self.pause()
 
     async def _wait(self):
         drv = self.drv
         while not drv.poll():
-            await asyncio.sleep_ms(1)
+            await self.pause()
 
     async def init(self):
         drv = self.drv

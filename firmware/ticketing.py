@@ -34,6 +34,7 @@ from array import array
 import decision
 import reasons as R
 import slog
+from aioready import Ready
 from civildate import ymd
 from epurse import BadResponse, CardRefused, Purchase, SamRefused
 from iso7816 import Sam, SamError
@@ -134,10 +135,14 @@ class _Torn:
 
 
 class Ticketing:
-    def __init__(self, board, cfg, fares=None):
+    def __init__(self, board, cfg, fares=None, nfc=None):
+        """nfc: the NfcReader whose cards this charges (what its chip's waits wake on)."""
         uart, rst, pwr, hz, echo = board.sam_slot()
         self.clock = board.clock
         self.sam = Sam(uart, board.clock, rst, pwr, hz, echo)
+        # one wait for both chips: the card's PN532 (a) and the PSAM's UART (b)
+        self._nfc_src = nfc.src if nfc is not None else None
+        self.rd = Ready(board.clock, self._nfc_src, uart)
         self.card = _Card()
         self.p = Purchase(self.card, self.sam)
         self.station = cfg["station_id"]
@@ -156,9 +161,10 @@ class Ticketing:
         self._seen_i = 0
         self.stats = {"purchases": 0, "torn": 0, "recovered": 0, "refused": 0, "sam_opens": 0}
 
-    # -- the PSAM --------------------------------------------------------------------------
-    async def _step(self, gen):
-        """Run a driver generator, yielding to the event loop while the chips work."""
+    # -- waiting on the chips ----------------------------------------------------------------
+    async def _tick(self, gen):
+        """Run a driver generator polled every millisecond (PSAM activation: ATR and PPS
+        count their own time)."""
         while True:
             try:
                 next(gen)
@@ -166,21 +172,39 @@ class Ticketing:
                 return e.value
             await asyncio.sleep_ms(1)
 
-    async def _sam_step(self, gen):
-        """The same for a PSAM exchange, sleeping while its characters are on the wire."""
-        sam = self.sam
+    def _card_us(self):
+        return self.card.drv.wait_us() if self._nfc_src is not None else 1000
+
+    async def _step(self, gen):
+        """Run a card operation, waiting while the PN532 and the card work."""
+        drv = self.card.drv
+        rd = self.rd
         while True:
             try:
                 next(gen)
             except StopIteration as e:
                 return e.value
-            await asyncio.sleep_ms(sam.wait_ms())
+            await rd.wait(self._card_us(), drv.need(), 0)
+
+    async def _sam_step(self, gen):
+        """Run a PSAM exchange, waiting while its characters are on the wire and it works."""
+        sam = self.sam
+        rd = self.rd
+        while True:
+            try:
+                next(gen)
+            except StopIteration as e:
+                return e.value
+            await rd.wait(sam.wait_us(), 0, sam.need())
 
     async def _mac1_with(self, gen):
         """PSAM MAC1 and a card step (`gen`, or None) at the same time: the SAM UART and the
-        PN532 are separate buses. The PSAM exchange is always finished, even when the card
-        step fails (a SAM left mid-APDU would refuse the next one)."""
+        PN532 are separate buses, and one wait wakes for either. The PSAM exchange is always
+        finished, even when the card step fails (a SAM left mid-APDU would refuse the next
+        one)."""
         sam = self.sam
+        rd = self.rd
+        drv = self.card.drv
         self.p.sam_mac1_start()
         done = False
         try:
@@ -190,19 +214,23 @@ class Ticketing:
                     next(gen)
                 except StopIteration:
                     break
-                await asyncio.sleep_ms(1)
+                us = self._card_us()
+                if not done:
+                    s = sam.wait_us()
+                    us = s if s < us else us
+                await rd.wait(us, drv.need(), 0 if done else sam.need())
         finally:
             while not done:
                 done = sam.poll()
                 if not done:
-                    await asyncio.sleep_ms(sam.wait_ms())
+                    await rd.wait(sam.wait_us(), 0, sam.need())
         self.p.sam_mac1_done()
 
     async def activate(self):
         """ATR, PPS, terminal number; True when the PSAM is ready."""
         self.stats["sam_opens"] += 1
         try:
-            atr = await self._step(self.sam.open())
+            atr = await self._tick(self.sam.open())
             await self._sam_step(self.p.sam_open())
         except (SamError, SamRefused, BadResponse) as e:
             log.error("psam", "%r: cards get SAM_FAULT; again in %d ms", e, _RETRY_MS)

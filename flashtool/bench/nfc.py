@@ -35,7 +35,7 @@ def run():
     s = board.settings
     cfg = {"mifare_allowed": bool(s.get("nfc_mifare")), "nfc_poll_ms": s.get("nfc_poll", 100),
            "nfc_baud": s.get("nfc_baud", 115200)}
-    r = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg)
+    r = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg, board.nfc_irq())
     mode = s.get("nfc_mode", "task")
     got = []
 

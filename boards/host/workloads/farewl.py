@@ -18,8 +18,8 @@ def run():
     slog.set_clock(board.clock)
     cfg = config.load()[0]
     a = app.App(board, cfg)
-    nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg)
-    t = Ticketing(board, cfg, app.load_fares(board, cfg))
+    nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg, board.nfc_irq())
+    t = Ticketing(board, cfg, app.load_fares(board, cfg), nfc)
     t.app = a
     nfc.on_card = t.charge
     asyncio.run(bench(a, nfc, t, board.settings.get("taps", 10)))

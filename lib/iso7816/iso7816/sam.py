@@ -320,12 +320,21 @@ class Sam:
         self._st = _DONE
         return True
 
-    def wait_ms(self):
-        """How long a caller may sleep before polling again: until our own characters are on
-        the wire and one answer character could be back (at least 1 ms). Polling sooner finds
-        nothing; the ESP32 sleeps instead."""
-        d = self.clock.ticks_diff(self._tx_end, self.clock.ticks_us()) + self._char_us
-        return d // 1000 if d > 1000 else 1
+    def wait_us(self):
+        """How long an async caller may wait before poll() has something to do without a
+        character arriving: the next paced character to send (TC1 guard time), else the work
+        waiting time running out (Mute). A wait that ends on `need()` characters ends sooner."""
+        c = self.clock
+        now = c.ticks_us()
+        t = self._next_tx if self._on else self._deadline
+        d = c.ticks_diff(t, now)
+        return d + 1 if d > 0 else 0
+
+    def need(self):
+        """Characters worth waking for: our own echoes still to come back, then one from the
+        card (all the data bytes an INS procedure byte announced, which come together)."""
+        k = self._take if self._st == _DATA else 1
+        return self._echo_n + k
 
     def _bad(self, b):
         self._st = _IDLE
