@@ -1,8 +1,19 @@
 """`flash.py bench fares`: the whole entry and the whole exit tap of a fare gate (poll, SELECT,
 READ BINARY x2, READ RECORD, INITIALIZE, PSAM MAC1, UPDATE CAPP, DEBIT, PSAM MAC2 check,
-journal x3, gate), split into NFC (PN532 wire, RF and card time, with the 1 ms polling waits),
-SAM wire (T=0 characters at the negotiated rate), SAM processing (the PSAM simulator's stated
-model) and CPU (host MicroPython time). ESP32 estimate = CPU x CPU_FACTOR + the modelled rest.
+journal x3, gate), split into NFC (PN532 wire, RF and card time; the reader waits on the
+chip's UART or P70_IRQ), SAM wire (T=0 characters at the negotiated rate), SAM processing (the
+PSAM simulator's stated model) and CPU (host MicroPython time: the emulated reader's own CPU
+time, the simulators excluded).
+
+ESP32 CPU: the tap is not counted on QEMU (it needs both chips replayed); it is converted with
+the calibration of docs/device-figures.md instead: on MicroPython's own benchmarks counted there,
+an ESP32 at 160 MHz takes 94 to 160 times this host's time for bytecode (CALIBRATED_HIGH, LOW),
+and the hot paths of the same drivers counted directly (the NFC tap, the tap after the read)
+came to 78-86 times. The estimate uses the top of the range (a p95 budget), the bottom is
+printed beside it and the old rule (x CPU_FACTOR) as a comparison column. The host CPU
+includes the emulated board's poller (boards/host/clock.py, 37 waits per tap, about 0.57 ms of
+host time measured), which on an ESP32 is select.poll in C calling each wait's ioctl: the
+estimate is high by part of that.
 Budget: whole entry or exit <= 300 ms p95 (DB11/T 1164.6), aim 200.
 """
 
@@ -56,33 +67,42 @@ def bench_lane(lane, make_card, taps):
     return [(el, idle, w, p) for (el, idle), (w, p) in zip(rows, per_tap)]
 
 
+CALIBRATED_HIGH = 160  # ESP32 / host time, bytecode: the calibration's range (device-figures)
+CALIBRATED_LOW = 94
+
+
 def split(rows):
-    """Per tap in ms: cpu, nfc, sam wire, sam processing, ESP32 estimate."""
+    """Per tap in ms: cpu, nfc, sam wire, sam processing, ESP32 estimate (calibrated, high),
+    the same at the low end of the calibration, and by the old rule."""
     out = []
     for el, idle, w, p in rows:
         cpu = (el - idle) / 1000
+        rest = idle / 1000
         out.append((cpu, (idle - w - p) / 1000, w / 1000, p / 1000,
-                    cpu * CPU_FACTOR + idle / 1000))
+                    cpu * CALIBRATED_HIGH + rest, cpu * CALIBRATED_LOW + rest,
+                    cpu * CPU_FACTOR + rest))
     return out
 
 
 def run(args):
     taps = 8 if args.quick else 40
     issuer = pboc.IssuerKeys.from_seed("bench-fares")
-    print("ESP32 estimate = host MicroPython CPU x %d + modelled NFC (PN532 wire + RF + card, "
-          "1 ms polling waits included) + SAM wire (T=0 at the PPS rate) + SAM processing "
-          "(stated model: MAC1 12 ms 3DES / 16 ms SM4, MAC2 5 / 7 ms); %d taps per row, ms"
-          % (CPU_FACTOR, taps))
-    print("%-6s %-17s %7s %7s %9s %9s %11s %11s" % (
-        "tap", "card, PN532 HSU", "CPU p50", "NFC p50", "SAM wire", "SAM proc", "ESP32 p50",
-        "ESP32 p95"))
+    print("ESP32 estimate = host MicroPython CPU x %d (calibrated: docs/device-figures.md, top of "
+          "the bytecode range %d-%d; 'low' at x %d) + modelled NFC (PN532 wire + RF + card) + "
+          "SAM wire (T=0 at the PPS rate) + SAM processing (stated model: MAC1 12 ms 3DES / "
+          "16 ms SM4, MAC2 5 / 7 ms); old rule: CPU x %d + the same; %d taps per row, ms"
+          % (CALIBRATED_HIGH, CALIBRATED_LOW, CALIBRATED_HIGH, CALIBRATED_LOW, CPU_FACTOR,
+             taps))
+    print("%-6s %-17s %7s %8s %7s %8s %8s %9s %9s %8s %8s" % (
+        "tap", "card, PN532 HSU", "CPU p50", "CPU ESP32", "NFC", "SAM wire", "SAM proc",
+        "ESP32 p50", "ESP32 p95", "low p95", "old p95"))
     makers = [("cpu-3des", 115200, lambda n: cards.tunion("3106%012d" % n, issuer=issuer)),
               ("cpu-sm4", 115200, lambda n: cards.tunion("3107%012d" % n, issuer=issuer,
                                                          alg=pboc.ALG_SM4)),
               ("phone", 115200, lambda n: cards.phone("3108%012d" % n, seed=n, issuer=issuer)),
               ("cpu-3des", 921600, lambda n: cards.tunion("3109%012d" % n, issuer=issuer)),
               ("phone", 921600, lambda n: cards.phone("3110%012d" % n, seed=n, issuer=issuer))]
-    worst = {115200: 0.0, 921600: 0.0}
+    worst = {115200: [0.0, 0.0, 0.0], 921600: [0.0, 0.0, 0.0]}
     with tempfile.TemporaryDirectory(prefix="bench-fares-") as tmp:
         tmp = Path(tmp)
         for name, baud, make in makers:
@@ -101,12 +121,14 @@ def run(args):
                     s = split(bench_lane(lane, card, taps))
                 finally:
                     lane.close()
-                est = [x[4] for x in s]
-                worst[baud] = max(worst[baud], _pct(est, 95))
-                print("%-6s %-17s %7.2f %7.1f %9.1f %9.1f %11.1f %11.1f" % (
-                    direction, "%s %d" % (name, baud), statistics.median(x[0] for x in s),
+                p95 = [_pct([x[k] for x in s], 95) for k in (4, 5, 6)]
+                worst[baud] = [max(a, b) for a, b in zip(worst[baud], p95)]
+                cpu = statistics.median(x[0] for x in s)
+                print("%-6s %-17s %7.2f %9.1f %7.1f %8.1f %8.1f %9.1f %9.1f %8.1f %8.1f" % (
+                    direction, "%s %d" % (name, baud), cpu, cpu * CALIBRATED_HIGH,
                     statistics.median(x[1] for x in s), statistics.median(x[2] for x in s),
-                    statistics.median(x[3] for x in s), _pct(est, 50), _pct(est, 95)))
-    for baud, w in worst.items():
+                    statistics.median(x[3] for x in s), _pct([x[4] for x in s], 50), *p95))
+    for baud, (w, lo, old) in worst.items():
         print("      budget: whole entry / exit <= 300 ms p95 (aim 200), HSU %d -> worst p95 "
-              "%.1f ms %s" % (baud, w, "MET" if w <= 300 else "NOT MET"))
+              "%.1f ms %s (calibration's low end %.1f, old rule %.1f)"
+              % (baud, w, "MET" if w <= 300 else "NOT MET", lo, old))
