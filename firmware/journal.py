@@ -7,9 +7,11 @@ sector, and a sector is erased only when it is recycled (<= 1/127 erase per reco
 Layout (see docs/reader.md): record sectors 0..N-1 used round-robin by a sector sequence number
 (position = sseq % N), each with a 32-byte header (magic, sseq, first record seq, CRC) and 127
 record slots; the last two sectors of the partition hold the upload cursor as a ping-pong log
-of (acked seq, ~acked seq) pairs. Boot finds the head from the sector headers and the write
-slot by binary search (slots fill in order); every record carries its sequence and a CRC-32.
-A sector still holding records the server has not acknowledged is never erased.
+of (acked seq, ~acked seq) pairs, and the two before them the torn-purchase log
+(firmware/tornlog.py), which the journal never touches. Boot finds the head from the sector
+headers and the write slot by binary search (slots fill in order); every record carries its
+sequence and a CRC-32. A sector still holding records the server has not acknowledged is never
+erased.
 
 Every sector header also carries the journal's epoch, a random number drawn when a blank
 journal opens its first sector: sequences restart at 1 only in a new journal, so the server
@@ -27,6 +29,7 @@ REC = const(32)
 SLOTS = const(128)  # per sector; slot 0 is the header
 PER_SECTOR = const(127)
 _CURSOR_SECTORS = const(2)
+TORN_SECTORS = const(2)  # before the cursor sectors: firmware/tornlog.py
 _ENTRY = const(8)
 _ENTRIES = const(512)  # cursor entries per sector
 _SCAN = const(256)
@@ -93,7 +96,7 @@ def crc_ok(buf, off, n):
     return buf[e] == c[0] and buf[e + 1] == c[1] and buf[e + 2] == c[2] and buf[e + 3] == c[3]
 
 
-def _crc_put(buf, off, n):
+def crc_put(buf, off, n):
     _crc(buf, off, n)
     e = off + n
     c = _C
@@ -139,13 +142,15 @@ class Journal:
         """part: an esp32.Partition (4 KiB blocks). sectors: record sectors to use (default:
         all but the two cursor sectors; tests use fewer to reach the wrap quickly)."""
         total = part.ioctl(4, 0)
-        if part.ioctl(5, 0) != SECTOR or total < 2 + _CURSOR_SECTORS:
+        room = total - _CURSOR_SECTORS - TORN_SECTORS
+        if part.ioctl(5, 0) != SECTOR or room < 2:
             raise JournalError(22, "journal partition too small or not 4 KiB blocks")
-        self.sectors = n = total - _CURSOR_SECTORS if sectors is None else sectors
-        if n < 2 or n > total - _CURSOR_SECTORS:
+        self.sectors = n = room if sectors is None else sectors
+        if n < 2 or n > room:
             raise JournalError(22, "bad sector count")
         self._p = part
         self._cur0 = total - _CURSOR_SECTORS
+        self.torn_area = (part, room)  # (partition, first block) of the torn-purchase log
         self._rec = bytearray(REC)
         self._hdr = bytearray(REC)
         self._ent = bytearray(_ENTRY)
@@ -289,7 +294,7 @@ class Journal:
         _put32(h, 4, nxt)
         _put32(h, 8, self.next_seq)
         _put32(h, 12, self.epoch)
-        _crc_put(h, 0, 28)
+        crc_put(h, 0, 28)
         self._p.writeblocks(nxt % self.sectors, h, 0)
         if self.head == 0:
             self.tail = nxt
@@ -341,7 +346,7 @@ class Journal:
         seq = self.next_seq
         r = self._rec
         _put32(r, 4, seq)
-        _crc_put(r, 0, 28)
+        crc_put(r, 0, 28)
         slot = self._slot
         self._slot = slot + 1  # a failed program still spends the slot (it is not blank)
         self._p.writeblocks(self.head % self.sectors, r, slot * REC)

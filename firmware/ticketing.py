@@ -21,7 +21,8 @@ refused the PSAM's MAC1), NOT_GENUINE (the PSAM refused the card's MAC2), COUNTE
 card's counter is below one seen before), ENTRY_OPEN, NO_FARES, SAM_FAULT, NO_TIME.
 
 Tearing: a card that leaves after the DEBIT was sent may or may not have paid. The reader keeps
-what it sent (`torn_window_s`, 4 slots) and denies with TORN ("tap again"). On the next tap of
+what it sent (`torn_window_s`, 4 slots), in flash before the DEBIT goes out (firmware/tornlog.py:
+a reboot keeps it), and denies with TORN ("tap again"). On the next tap of
 that card here, GET TRANSACTION PROVE says: the debit happened -> its TAC is journalled as a
 recovered purchase, and a purchase of 0 writing the same trip record proves the card genuine
 before the gate opens (once); it did not -> the purchase starts again. Never two charges and
@@ -30,8 +31,10 @@ never two openings for one journey.
 
 import asyncio
 from array import array
+from struct import pack_into, unpack_from
 
 import decision
+import journal
 import reasons as R
 import slog
 from aioready import Ready
@@ -40,6 +43,7 @@ from epurse import BadResponse, CardRefused, Purchase, SamRefused
 from iso7816 import Sam, SamError
 from micropython import const
 from pn532 import CardGone, PN532Error
+from tornlog import ENTRY, TornLog
 
 log = slog.Logger("fare")
 
@@ -114,10 +118,15 @@ class _Card:
 
 
 class _Torn:
-    """What a debit whose answer never came sent to the card."""
+    """What a debit whose answer never came sent to the card; `buf` is its torn-log entry
+    (tornlog.py): kver 1, alg 2, flags 3, entry number 4, serial 8, TTN 16, date 20, time 24,
+    type 27, counter 28, origin 30, amount 32, balance 36, t 40, journal seq 44, record 48."""
 
     def __init__(self):
         self.at = -1  # monotonic s when it happened; -1 = free
+        self.buf = bytearray(b"\xff" * ENTRY)
+        self.n = 0  # its entry number in the torn log (0: not written)
+        self.jseq = 0  # the journal's next sequence when it was armed
         self.serial = bytearray(8)
         self.ttn = bytearray(4)
         self.date = bytearray(4)
@@ -132,6 +141,52 @@ class _Torn:
         self.alg = 0
         self.flags = 0
         self.origin = _NONE16
+
+    def pack(self):
+        b = self.buf
+        b[1] = self.kver
+        b[2] = self.alg
+        b[3] = self.flags
+        _copy(b, 8, self.serial, 0, 8)
+        _copy(b, 16, self.ttn, 0, 4)
+        _copy(b, 20, self.date, 0, 4)
+        _copy(b, 24, self.time, 0, 3)
+        b[27] = self.ttype
+        pack_into("<HHIiII", b, 28, self.counter, self.origin, self.amount, self.balance,
+                  self.t, self.jseq)
+        _copy(b, 48, self.record, 0, TRIP_LEN)
+
+    def unpack(self, b):
+        _copy(self.buf, 0, b, 0, ENTRY)
+        self.kver = b[1]
+        self.alg = b[2]
+        self.flags = b[3]
+        _copy(self.serial, 0, b, 8, 8)
+        _copy(self.ttn, 0, b, 16, 4)
+        _copy(self.date, 0, b, 20, 4)
+        _copy(self.time, 0, b, 24, 3)
+        self.ttype = b[27]
+        (self.counter, self.origin, self.amount, self.balance, self.t,
+         self.jseq) = unpack_from("<HHIiII", b, 28)
+        _copy(self.record, 0, b, 48, TRIP_LEN)
+        self.n = unpack_from("<I", b, 4)[0]
+
+
+def _finished(j, s):
+    """The journal holds the purchase of torn slot `s` whole (its first half, with the same
+    serial and TTN, and the second half after it): nothing is left to recover."""
+    start = s.jseq
+    while True:
+        recs = j.records(start, 32)
+        if not recs:
+            return False
+        for r in recs:
+            if (r[0] == journal.MAGIC_PURCHASE and _same(memoryview(r)[8:], s.serial, 8)
+                    and _same(memoryview(r)[16:], s.ttn, 4)):
+                nxt = j.records(unpack_from("<I", r, 4)[0] + 1, 1)
+                if nxt and nxt[0][0] == journal.MAGIC_PURCHASE2:
+                    return True
+        start = unpack_from("<I", recs[-1], 4)[0] + 1
 
 
 class Ticketing:
@@ -156,6 +211,7 @@ class Ticketing:
         self.trip = bytearray(TRIP_LEN)
         self.new = bytearray(TRIP_LEN)
         self._torn = [_Torn() for _ in range(_SLOTS)]
+        self.tlog = None  # the torn log in flash (restore(), once the App is there)
         self._seen_key = array("i", [0] * _SEEN)
         self._seen_ctr = array("i", [0] * _SEEN)
         self._seen_i = 0
@@ -242,12 +298,50 @@ class Ticketing:
         return True
 
     async def run(self):
-        """Keep the PSAM activated; a failed one is tried again every 5 s."""
+        """Bring back the torn debits of the last boot; keep the PSAM activated (a failed one
+        is tried again every 5 s); erase the torn log's next sector ahead of time."""
+        self.restore()
         while True:
             if not self.ready and not await self.activate():
                 await asyncio.sleep_ms(_RETRY_MS)
                 continue
+            self.log_ahead()
             await asyncio.sleep_ms(1000)
+
+    def restore(self):
+        """The torn log's entries whose purchase the journal does not hold whole, armed again
+        (the newest _SLOTS, within the window by their UTC time; with no trusted time, for a
+        whole window from now)."""
+        j = self.app.journal
+        self.tlog = TornLog(*j.torn_area)
+        now = self.clock.time()
+        mono = self._mono()
+        cand = []
+        for e in self.tlog.entries():
+            s = _Torn()
+            s.unpack(e)
+            age = now - T2020 - s.t if now is not None else 0
+            age = age if age > 0 else 0  # a clock set back since: keep it a whole window
+            if age <= self.window_s and not _finished(j, s) and not any(
+                    _same(c.ttn, s.ttn, 4) and _same(c.serial, s.serial, 8) for c in cand):
+                s.at = mono - age if mono > age else 0
+                cand.append(s)
+        cand.sort(key=lambda c: -c.n)
+        for i, s in enumerate(cand[:_SLOTS]):
+            self._torn[i] = s
+            log.info("torn", "debit %d of the last boot kept (entry %d)", s.counter, s.n)
+
+    def log_ahead(self):
+        """Idle-time work: the torn debits still open whose entries sit in the torn log's
+        other sector are written again, then that sector is erased (a sector change during a
+        purchase is then one program)."""
+        tl = self.tlog
+        if tl is None or tl.spare:
+            return
+        for s in self._torn:
+            if s.at >= 0 and tl.older(s.n):
+                s.n = tl.put(s.buf)
+        tl.erase_ahead()
 
     def set_fares(self, table):
         self.fares = table
@@ -486,6 +580,10 @@ class Ticketing:
         best.alg = p.alg
         best.flags = flags
         best.origin = origin
+        if self.tlog is not None:  # in flash before the DEBIT goes out
+            best.jseq = self.app.journal.next_seq
+            best.pack()
+            best.n = self.tlog.put(best.buf)
         return best
 
     async def _recover(self, cred, s, t):

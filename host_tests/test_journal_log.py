@@ -142,7 +142,8 @@ print("RING", s == list(range(s[0], 2001)), j.next_seq, j.acked)
 
 
 def test_production_partition_boot_scan_and_capacity(mp, tmp_path):
-    # the real 2 MiB journal partition: 510 record sectors, >= 7 days at 5,000 taps a day
+    # the real 2 MiB journal partition: 508 record sectors (then 2 for the torn-purchase log,
+    # 2 for the cursor), >= 7 days at 5,000 taps a day
     out = mp(setup(tmp_path, 2 * 1024 * 1024) + """
 import time
 j = journal.Journal(P)

@@ -271,3 +271,34 @@ def test_torn_at_every_byte_long(lanes, direction):
     reasons = [check_torn(lanes, direction, k) for k in range(n + 1)]
     print("%s: %d tear points, %.0f s, first-tap reasons %s" % (
         direction, n + 1, time.monotonic() - t0, sorted(set(reasons))))
+
+
+def test_torn_debit_is_finished_after_a_power_cut(lanes, tmp_path):
+    """The card leaves with its DEBIT answered by nobody, and the reader loses power before it
+    comes back: after the reboot its next tap finishes the purchase with GET TRANSACTION PROVE
+    (the torn debit comes back from flash): charged once, the gate opened once, the TAC in the
+    journal."""
+    out = Lane(tmp_path / "out", 104, "exit", KEYS, tmp_path / "keys", epoch=EPOCH + 900)
+    try:
+        out.start()
+        n = exchange_bytes({"in": lanes["in"], "out": out}, "exit")
+        for k in range(n - 12, n + 1):  # the DEBIT's answer lost after the card debited
+            c = card(balance=2000)
+            assert tap(lanes["in"], c)["verdict"] == "PASS"
+            first = tap(out, c, before=lambda cc, k=k: setattr(cc, "tear_at", k))
+            if first["reason"] == "TORN" and len(c.purse.debits) == 2:
+                break
+        else:
+            raise AssertionError("no tear point left the debit done and unanswered")
+        c.left_field()
+        out.reader.power_cut()
+        out.start()
+        second = tap(out, c)
+        assert (second["verdict"], second.get("fare")) == ("PASS", 400), second
+        assert c.purse.balance == 1600 and c.purse.trip[1] == 2
+        ps = purchases_of(out, c)
+        assert [p["counter"] for p in ps if p["amount"]] == [c.purse.debits[1][0]]
+        assert sum(p["amount"] for p in ps) == 400 and all(tac_ok(p) for p in ps)
+        assert any(p["flags"] & records.F_RECOVERED for p in ps)
+    finally:
+        out.close()

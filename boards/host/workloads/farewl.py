@@ -21,6 +21,7 @@ def run():
     nfc = NfcReader(board.nfc_bus(), board.nfc_reset(), board.clock, cfg, board.nfc_irq())
     t = Ticketing(board, cfg, app.load_fares(board, cfg), nfc)
     t.app = a
+    t.restore()  # the torn log: one program per purchase before its DEBIT, as in the app
     nfc.on_card = t.charge
     asyncio.run(bench(a, nfc, t, board.settings.get("taps", 10)))
 
