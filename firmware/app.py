@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import sys
+from struct import pack_into
 
 import decision
 import journal
@@ -182,16 +183,27 @@ class App:
         else:
             v, r = self._decide(cred)
             key, cat = d.key, d.category
-        for i in range(cred.nrec):
-            try:
-                self.journal.append_raw(cred.recs, i * 32)
-            except OSError as e:
-                log.error("journal", "purchase record lost: %s", e)
-        proof = cred.proof
-        if proof == 0xFF and self.unauthenticated and cred.kind != KIND_CODE:
-            proof = 0  # read only: the card's number, not the card, was checked
-        seq = self._record(v, r, cred.kind, clock.ticks_diff(clock.ticks_ms(), t0), key, cat,
-                           proof)
+        n = cred.nrec
+        if n:  # a purchase: its last record carries the verdict (docs/reader.md, 0x51)
+            b = cred.recs
+            o = n * 32 - 32
+            b[o + 3] = v | (d.mode << 4)
+            ms = clock.ticks_diff(clock.ticks_ms(), t0)
+            pack_into("<IH", b, o + 8, key, ms if ms < 0xFFFF else 0xFFFF)
+            b[o + 26] = r
+            seq = 0
+            for i in range(n):
+                try:
+                    seq = self.journal.append_raw(b, i * 32)
+                except OSError as e:
+                    seq = 0
+                    log.error("journal", "purchase record lost: %s", e)
+        else:
+            proof = cred.proof
+            if proof == 0xFF and self.unauthenticated and cred.kind != KIND_CODE:
+                proof = 0  # read only: the card's number, not the card, was checked
+            seq = self._record(v, r, cred.kind, clock.ticks_diff(clock.ticks_ms(), t0), key,
+                               cat, proof)
         if not seq and v == R.PASS and d.mode != decision.MODE_EMERGENCY:
             v = R.DENY
             r = d.reason = R.JOURNAL_FULL

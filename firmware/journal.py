@@ -35,7 +35,8 @@ _ENTRIES = const(512)  # cursor entries per sector
 _SCAN = const(256)
 _MAGIC_REC = const(0x52)  # 'R': a verdict
 MAGIC_PURCHASE = const(0x50)  # 'P': an e-purse purchase, first half (docs/reader.md)
-MAGIC_PURCHASE2 = const(0x51)  # 'Q': its second half, in the next slot
+MAGIC_PURCHASE2 = const(0x51)  # 'Q': its second half, in the next slot (the tap's verdict)
+MAGIC_PSAM = const(0x53)  # 'S': the PSAM in use from here on (terminal number, station)
 PROOF_NONE = const(0xFF)  # verdict byte 26: nothing stated (codes, events, old records)
 _HDR_MAGIC = b"JRN1"
 _LEGACY = const(0x3FFFFFFF)  # the epoch of a journal written before epochs (0xFF.. in flash)
@@ -179,7 +180,8 @@ class Journal:
         r = self._rec
         self._p.readblocks(pos, r, slot * REC)
         m = r[0]
-        return (m == _MAGIC_REC or m == MAGIC_PURCHASE or m == MAGIC_PURCHASE2) and crc_ok(
+        return (m == _MAGIC_REC or m == MAGIC_PURCHASE or m == MAGIC_PURCHASE2
+                or m == MAGIC_PSAM) and crc_ok(
             r, 0, 28)
 
     def _mount(self):
@@ -331,9 +333,10 @@ class Journal:
     def append_raw(self, src, off):
         """Write the record laid out in src[off:off+28] (magic and fields; its sequence number
         and CRC are filled in here); returns the sequence number once durable. Only the
-        purchase kinds: a record of a kind the boot scan does not know would read as torn."""
+        purchase and PSAM kinds: a record of a kind the boot scan does not know would read as
+        torn."""
         m = src[off]
-        if m != MAGIC_PURCHASE and m != MAGIC_PURCHASE2:
+        if m != MAGIC_PURCHASE and m != MAGIC_PURCHASE2 and m != MAGIC_PSAM:
             raise JournalError(22, "record kind")
         if self._slot >= SLOTS:
             self._open_sector()

@@ -15,7 +15,7 @@ for a card the gate refuses anyway), then:
 * bus: a plain purchase of the table's flat fare.
 
 The PSAM gives MAC1 and checks MAC2; the card's TAC goes into the journal (two 32-byte purchase
-records before the verdict record), for the back office. Refusals: LOW_BALANCE (9401),
+records, the second carrying the tap's verdict), for the back office. Refusals: LOW_BALANCE (9401),
 NO_PURSE (the card does not know the purchase), PURSE_FORMAT (garbage), MAC1_REFUSED (the card
 refused the PSAM's MAC1), NOT_GENUINE (the PSAM refused the card's MAC2), COUNTER_BACK (the
 card's counter is below one seen before), ENTRY_OPEN, NO_FARES, SAM_FAULT, NO_TIME.
@@ -292,10 +292,23 @@ class Ticketing:
             log.error("psam", "%r: cards get SAM_FAULT; again in %d ms", e, _RETRY_MS)
             return False
         self.terminal = "".join("%02x" % b for b in self.p.terminal)
+        self._journal_psam()
         self.ready = True
         log.info("psam", "terminal=%s baud=%d atr=%d bytes", self.terminal, self.sam.baud,
                  len(atr.raw))
         return True
+
+    def _journal_psam(self):
+        """A PSAM record (0x53: terminal number, station, UTC offset) before the purchases it
+        makes: the purchase records leave the terminal number to it (docs/reader.md)."""
+        b = bytearray(b"\xff" * 32)
+        b[0] = journal.MAGIC_PSAM
+        _copy(b, 8, self.p.terminal, 0, 6)
+        pack_into("<Hh", b, 14, self.station, self.offset_s // 60)
+        try:
+            self.app.journal.append_raw(b, 0)
+        except OSError as e:
+            log.error("journal", "PSAM record lost: %s", e)
 
     async def run(self):
         """Bring back the torn debits of the last boot; keep the PSAM activated (a failed one
@@ -643,7 +656,8 @@ class Ticketing:
 
     # -- journal records ----------------------------------------------------------------------
     def _records(self, cred, flags, origin, t, balance_after):
-        """Two purchase records (kinds 0x50, 0x51; docs/reader.md) into cred.recs."""
+        """Two purchase records (kinds 0x50, 0x51; docs/reader.md) into cred.recs; App.tap
+        writes the tap's verdict into the last 0x51 (no separate verdict record)."""
         p = self.p
         b = cred.recs
         o = cred.nrec * 32
@@ -661,12 +675,13 @@ class Ticketing:
         b[o] = 0x51
         b[o + 1] = cred.card_type
         b[o + 2] = cred.kind
-        b[o + 3] = 0xFF
-        _copy(b, o + 8, p.terminal, 0, 6)
+        b[o + 3] = 0  # verdict | mode << 4: 0 = an earlier purchase of the tap (App.tap)
+        _le(b, o + 8, 0, 6)  # credential hash, ms: App.tap
         _le(b, o + 14, p.amount, 3)
         _le(b, o + 17, balance_after & 0xFFFFFF, 3)
         _le(b, o + 20, p.counter, 2)
         _le(b, o + 22, self.station, 2)
         _le(b, o + 24, origin, 2)
-        b[o + 26] = b[o + 27] = 0xFF
+        b[o + 26] = 0  # reason: App.tap
+        b[o + 27] = 0xFF
         cred.nrec += 2

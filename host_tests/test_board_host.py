@@ -72,9 +72,9 @@ def test_partition_api(reader, tmp_path):
     code, out = reader.run(entry="parts", extra_path=d)
     text = "\n".join(out)
     assert code == 0, text
-    assert "part journal 12713984 2097152" in text
-    assert "part vfs 14811136 1966080" in text
-    assert "blocks 512 4096" in text
+    assert "part journal 12713984 2293760" in text
+    assert "part vfs 15007744 1769472" in text
+    assert "blocks 560 4096" in text
     assert "read b'abc'" in text
     assert "reprogram refused 5" in text
     assert "rewritten b'\\x00\\x00\\x00'" in text

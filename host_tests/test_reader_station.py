@@ -63,19 +63,21 @@ def test_provisioned_reader_decides_cards_and_codes(station):
     assert (verdict, reason) == ("DENY", "BLACKLISTED")
     seqs.append(seq)
     settle(station, 2500)
-    # one verdict record per verdict, in order; between them only the purchase records of the
-    # card taps (two each): the journal's sequence numbers stay contiguous
+    # one verdict per tap, in order (a card tap's in the second of its two purchase records);
+    # between them only the first halves of purchases (and PSAM records): the journal's
+    # sequence numbers stay contiguous
     journal = records.from_image(station.reader.image)
     assert [v["seq"] for v in records.verdicts(journal)][-len(seqs):] == seqs
     got = [records.seq(r) for r in journal]
     assert got == list(range(got[0], got[-1] + 1))
-    assert all(r[0] in (0x50, 0x51) for r in journal if seqs[0] < records.seq(r) not in seqs)
+    assert all(r[0] in (0x50, 0x53) for r in journal if seqs[0] < records.seq(r) not in seqs)
     # cut the power, boot again: the journal continues after the last verdict
     station.power_cut_and_reboot()
     ready = [x for x in station.reader.output[station.reader.boot_line:] if " app ready " in x]
     assert "journal=%d" % seqs[-1] in ready[0]
     station.present("normal")
-    assert next_verdict(station.reader)[:2] == (seqs[-1] + 3, "PASS")  # after its purchase
+    # after the PSAM record of the new boot and its purchase's first half
+    assert next_verdict(station.reader)[:2] == (seqs[-1] + 3, "PASS")
 
 
 def station_soak(station, n, gap_s=1.0):

@@ -72,13 +72,14 @@ def test_entry_and_exit_charge_the_distance_fare(lanes):
                                                                                    2000)
     assert normal.purse.trip[1] == 2 and normal.purse.trip[8:10] == (104).to_bytes(2, "big")
     assert table.price(table.DEMO, 101, 106, 5) == 250  # the back office prices it the same
-    # the journal: two purchase records per purchase, TACs verify, the verdict says proven
+    # the journal: two records per purchase tap, the second with the verdict (proven), the
+    # terminal number from the PSAM record before them; TACs verify
     for lane, c, amounts in ((lanes["in"], normal, [0]), (lanes["out"], normal, [400]),
                              (lanes["out106"], student, [250])):
         ps = purchases_of(lane, c)
         assert [p["amount"] for p in ps] == amounts and all(tac_ok(p) for p in ps)
         assert ps[0]["terminal"] == lane.psam.terminal and ps[0]["station"] == lane.station
-        v = [x for x in records.verdicts(lane.journal()) if x["seq"] == ps[0]["seq"] + 2]
+        v = [x for x in records.verdicts(lane.journal()) if x["seq"] == ps[0]["seq"] + 1]
         assert v and v[0]["proof"] == "purchase" and v[0]["verdict"] == "PASS"
     p = purchases_of(lanes["out106"], student)[0]
     assert (p["alg"], p["card_type"], p["origin"], p["balance_after"], p["counter"]) == (

@@ -1,6 +1,7 @@
 """The purchases in readers' journals, for the back office: a purchase is two records (kinds
-0x50 and 0x51, consecutive sequence numbers; docs/reader.md), checked and decoded by the
-station server's record module (flashtool/server/records.py) and paired here."""
+0x50 and 0x51, consecutive sequence numbers; the second carries the tap's verdict) and takes
+its terminal number from the PSAM record (0x53) before it (docs/reader.md); checked and
+decoded by the station server's record module (flashtool/server/records.py), paired here."""
 
 import time
 
@@ -18,18 +19,23 @@ def purchases(records):
     {"seq", "incomplete": True}."""
     by_seq = {seq(r): r for r in records if valid(r) is None}
     out = []
+    psam = None
     for s in sorted(by_seq):
         r = by_seq[s]
+        if r[0] == 0x53:
+            psam = srv.decode(r)
         if r[0] == 0x51 and by_seq.get(s - 1, b"\0")[0] != 0x50:
             out.append({"seq": s, "incomplete": True})
         if r[0] != 0x50:
             continue
         b = by_seq.get(s + 1)
-        if b is None or b[0] != 0x51:
+        if b is None or b[0] != 0x51 or psam is None:
             out.append({"seq": s, "incomplete": True})
             continue
         p = srv.decode(b)
         p.update(srv.decode(r))
+        p["terminal"] = psam["terminal"]
+        p["utc_offset_min"] = psam["utc_offset_min"]
         for k in ("serial", "ttn", "tac", "terminal"):
             p[k] = bytes.fromhex(p[k])
         p["type"] = 0x09 if p["flags"] & F_CAPP else 0x06
@@ -45,12 +51,23 @@ def debit_time(p):
 
 
 def verdicts(records):
-    """The verdict records (0x52), decoded, by sequence number."""
-    return [srv.decode(r) for r in sorted(records, key=seq)
-            if valid(r) is None and r[0] == 0x52]
+    """Every tap's verdict, by sequence number: the verdict records (0x52) and the purchase
+    records that carry one (0x51; time from the purchase's local time and the PSAM record's
+    offset; no list version or category: proof "purchase" stands for them)."""
+    out = []
+    for p in purchases(records):
+        if not p.get("incomplete") and p["verdict"]:
+            out.append({"seq": p["seq"] + 1, "time": T2020 + p["local_s"]
+                        - 60 * p["utc_offset_min"], "key": p["key"], "verdict": p["verdict"],
+                        "reason": p["reason"], "mode": p["mode"], "list": None,
+                        "kind": p["kind"], "category": None, "ms": p["ms"],
+                        "station": p["station"],
+                        "proof": "unauthenticated" if p["flags"] & F_UNCHECKED else "purchase"})
+    out += [srv.decode(r) for r in records if valid(r) is None and r[0] == 0x52]
+    return sorted(out, key=lambda v: v["seq"])
 
 
-def from_image(image, offset=0xC20000, size=0x200000, sector=4096):
+def from_image(image, offset=0xC20000, size=0x230000, sector=4096):
     """Every valid record in a flash image's journal partition (a reader's flash dump, or the
     emulated reader's image file), by sequence number."""
     recs = {}

@@ -36,9 +36,14 @@ def _purchase(raw):
 
 
 def _purchase2(raw):
-    """Its second half (0x51, the next sequence number)."""
+    """Its second half (0x51, the next sequence number), which carries the tap's verdict
+    when it is the tap's last purchase (verdict 0: an earlier one, e.g. a recovered debit)."""
     bal = int.from_bytes(raw[17:20], "little")
-    return {"seq": seq(raw), "card_type": raw[1], "kind": raw[2], "terminal": raw[8:14].hex(),
+    key, ms = struct.unpack_from("<IH", raw, 8)
+    return {"seq": seq(raw), "card_type": raw[1], "kind": raw[2],
+            "verdict": _name(VERDICTS, raw[3] & 15) if raw[3] & 15 else None,
+            "mode": _name(MODES, raw[3] >> 4), "key": key, "ms": ms,
+            "reason": _name(reason_names(), raw[26]),
             "amount": int.from_bytes(raw[14:17], "little"),
             "balance_after": bal - (1 << 24) if bal & 0x800000 else bal,
             "counter": int.from_bytes(raw[20:22], "little"),
@@ -46,8 +51,16 @@ def _purchase2(raw):
             "origin": int.from_bytes(raw[24:26], "little")}
 
 
+def _psam(raw):
+    """The PSAM a reader uses from here on (0x53): its terminal number, which the purchase
+    records after it leave out, the station and the UTC offset of their local times."""
+    station, offset = struct.unpack_from("<Hh", raw, 14)
+    return {"seq": seq(raw), "terminal": raw[8:14].hex(), "station": station,
+            "utc_offset_min": offset}
+
+
 KINDS = {0x52: ("verdict", _verdict), 0x50: ("purchase", _purchase),
-         0x51: ("purchase2", _purchase2)}
+         0x51: ("purchase2", _purchase2), 0x53: ("psam", _psam)}
 PROOFS = {0xFF: "-", 0: "unauthenticated", 1: "purchase"}  # verdict byte 26
 VERDICTS = {1: "PASS", 2: "DENY", 3: "MANUAL", 4: "EVENT"}
 MODES = {0: "normal", 1: "manual", 2: "emergency", 3: "closed"}
