@@ -99,8 +99,9 @@ def nfc_reset():
 
 
 def nfc_irq():
-    """The PN532's P70_IRQ (open drain, low while the chip has a frame for the host)."""
-    return machine.Pin("NFC_IRQ", machine.Pin.IN, machine.Pin.PULL_UP)
+    """The PN532's P70_IRQ (low while the chip has a frame for the host). The chip drives it,
+    so no pull (the devkit's GPIO35 is input-only and has none)."""
+    return pin("NFC_IRQ", machine.Pin.IN)
 
 
 def gate_lock():
