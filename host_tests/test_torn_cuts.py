@@ -205,14 +205,15 @@ fl.copy_from(SNAP, 0, SIZE)
 j, t = boot()
 p = Buy()
 p.serial[:] = serial(9)
-t._arm(p, RECORD, 9, 101, NOW - ticketing.T2020)
+T = NOW - ticketing.T2020  # (a big-int subtraction on a 32-bit port: outside the lock)
+t._arm(p, RECORD, 9, 101, T)
 n0 = t.tlog.n
 micropython.heap_lock()
 try:
     for i in range(70):
         p.counter = i
         p.balance = -i
-        t._arm(p, RECORD, 9, 101, NOW - ticketing.T2020)
+        t._arm(p, RECORD, 9, 101, T)
 finally:
     micropython.heap_unlock()
 print("ARMED", t.tlog.n - n0)
