@@ -43,7 +43,7 @@ from epurse import BadResponse, CardRefused, Purchase, SamRefused
 from iso7816 import Sam, SamError
 from micropython import const
 from pn532 import CardGone, PN532Error
-from tornlog import ENTRY, TornLog
+from tornlog import PER, TornLog
 
 log = slog.Logger("fare")
 
@@ -95,6 +95,13 @@ def _copy(dst, do, src, so, n):
         dst[do + i] = src[so + i]
 
 
+def _same_at(a, ao, b, bo, n):
+    for i in range(n):
+        if a[ao + i] != b[bo + i]:
+            return False
+    return True
+
+
 def _same(a, b, n):
     for i in range(n):
         if a[i] != b[i]:
@@ -118,13 +125,13 @@ class _Card:
 
 
 class _Torn:
-    """What a debit whose answer never came sent to the card; `buf` is its torn-log entry
-    (tornlog.py): kver 1, alg 2, flags 3, entry number 4, serial 8, TTN 16, date 20, time 24,
-    type 27, counter 28, origin 30, amount 32, balance 36, t 40, journal seq 44, record 48."""
+    """What a debit whose answer never came sent to the card. Its torn-log entry (tornlog.py),
+    packed into the log's own buffer: kver 1, alg 2, flags 3, entry number 4, serial 8, TTN 16,
+    date 20, time 24, type 27, counter 28, origin 30, amount 32, balance 36, t 40, journal
+    seq 44, record 48."""
 
     def __init__(self):
         self.at = -1  # monotonic s when it happened; -1 = free
-        self.buf = bytearray(b"\xff" * ENTRY)
         self.n = 0  # its entry number in the torn log (0: not written)
         self.jseq = 0  # the journal's next sequence when it was armed
         self.serial = bytearray(8)
@@ -142,8 +149,7 @@ class _Torn:
         self.flags = 0
         self.origin = _NONE16
 
-    def pack(self):
-        b = self.buf
+    def pack(self, b):
         b[1] = self.kver
         b[2] = self.alg
         b[3] = self.flags
@@ -157,7 +163,6 @@ class _Torn:
         _copy(b, 48, self.record, 0, TRIP_LEN)
 
     def unpack(self, b):
-        _copy(self.buf, 0, b, 0, ENTRY)
         self.kver = b[1]
         self.alg = b[2]
         self.flags = b[3]
@@ -172,17 +177,16 @@ class _Torn:
         self.n = unpack_from("<I", b, 4)[0]
 
 
-def _finished(j, s):
-    """The journal holds the purchase of torn slot `s` whole (its first half, with the same
-    serial and TTN, and the second half after it): nothing is left to recover."""
-    start = s.jseq
+def _finished(j, e):
+    """The journal holds the purchase of torn-log entry `e` whole (its first half, with the
+    same serial and TTN, and the second half after it): nothing is left to recover."""
+    start = unpack_from("<I", e, 44)[0]
     while True:
-        recs = j.records(start, 32)
+        recs = j.records(start, 8)
         if not recs:
             return False
         for r in recs:
-            if (r[0] == journal.MAGIC_PURCHASE and _same(memoryview(r)[8:], s.serial, 8)
-                    and _same(memoryview(r)[16:], s.ttn, 4)):
+            if r[0] == journal.MAGIC_PURCHASE and _same_at(r, 8, e, 8, 12):
                 nxt = j.records(unpack_from("<I", r, 4)[0] + 1, 1)
                 if nxt and nxt[0][0] == journal.MAGIC_PURCHASE2:
                     return True
@@ -323,26 +327,41 @@ class Ticketing:
 
     def restore(self):
         """The torn log's entries whose purchase the journal does not hold whole, armed again
-        (the newest _SLOTS, within the window by their UTC time; with no trusted time, for a
-        whole window from now)."""
+        in the four slots (the newest, within the window by their UTC time; with no trusted
+        time, for a whole window from now). One entry at a time into one scratch slot: no
+        heap left behind between the app's long-lived objects."""
         j = self.app.journal
-        self.tlog = TornLog(*j.torn_area)
+        tl = self.tlog = TornLog(*j.torn_area)
         now = self.clock.time()
         mono = self._mono()
-        cand = []
-        for e in self.tlog.entries():
-            s = _Torn()
-            s.unpack(e)
-            age = now - T2020 - s.t if now is not None else 0
+        for i in range(2 * PER):
+            e = tl.entry(i)
+            if e is None:
+                continue
+            age = now - T2020 - unpack_from("<I", e, 40)[0] if now is not None else 0
             age = age if age > 0 else 0  # a clock set back since: keep it a whole window
-            if age <= self.window_s and not _finished(j, s) and not any(
-                    _same(c.ttn, s.ttn, 4) and _same(c.serial, s.serial, 8) for c in cand):
-                s.at = mono - age if mono > age else 0
-                cand.append(s)
-        cand.sort(key=lambda c: -c.n)
-        for i, s in enumerate(cand[:_SLOTS]):
-            self._torn[i] = s
-            log.info("torn", "debit %d of the last boot kept (entry %d)", s.counter, s.n)
+            if age > self.window_s or self._holds(e):
+                continue
+            n = unpack_from("<I", e, 4)[0]
+            slot = self._torn[0]
+            for s in self._torn:
+                if s.at < 0:
+                    slot = s
+                    break
+                if s.n < slot.n:
+                    slot = s
+            if (slot.at >= 0 and slot.n > n) or _finished(j, e):
+                continue
+            slot.unpack(e)
+            slot.at = mono - age if mono > age else 0
+            log.info("torn", "debit %d of the last boot kept (entry %d)", slot.counter, slot.n)
+
+    def _holds(self, e):
+        """A slot holds the same debit (the log has two copies of one still open)."""
+        for s in self._torn:
+            if s.at >= 0 and _same_at(s.serial, 0, e, 8, 8) and _same_at(s.ttn, 0, e, 16, 4):
+                return True
+        return False
 
     def log_ahead(self):
         """Idle-time work: the torn debits still open whose entries sit in the torn log's
@@ -353,7 +372,8 @@ class Ticketing:
             return
         for s in self._torn:
             if s.at >= 0 and tl.older(s.n):
-                s.n = tl.put(s.buf)
+                s.pack(tl.buf)
+                s.n = tl.put(tl.buf)
         tl.erase_ahead()
 
     def set_fares(self, table):
@@ -595,8 +615,8 @@ class Ticketing:
         best.origin = origin
         if self.tlog is not None:  # in flash before the DEBIT goes out
             best.jseq = self.app.journal.next_seq
-            best.pack()
-            best.n = self.tlog.put(best.buf)
+            best.pack(self.tlog.buf)
+            best.n = self.tlog.put(self.tlog.buf)
         return best
 
     async def _recover(self, cred, s, t):

@@ -37,7 +37,7 @@ class TornLog:
         """part: the journal partition; first: the first of the log's two blocks."""
         self._p = part
         self._b0 = first
-        self._e = bytearray(ENTRY)
+        self._e = self.buf = bytearray(ENTRY)  # read into; the caller packs entries into it
         self.n = 1  # the next entry's number
         self._sec = 0  # the sector being written (0, 1)
         self._slot = 0  # its next slot
@@ -71,18 +71,15 @@ class TornLog:
         self._first = first[self._sec] or self.n
         self.spare = used[self._sec ^ 1] == 0
 
-    def entries(self):
-        """Every valid entry, as bytes (boot only: allocates)."""
-        out = []
-        for sec in range(2):
-            for slot in range(PER):
-                if self._read(sec, slot):
-                    out.append(bytes(self._e))
-        return out
+    def entry(self, i):
+        """Entry slot i (0 .. 2 * PER - 1) in a buffer of the log's own (valid until the next
+        call), or None when it holds no valid entry. Boot reads them one at a time: a list of
+        them all would be 8 KB of short-lived heap between the app's long-lived objects."""
+        return self._e if self._read(i // PER, i % PER) else None
 
     def put(self, src):
-        """Write the entry laid out in src[0:72] (its magic, number and CRC are set here, in
-        src too); returns its number once it is in flash."""
+        """Write the entry laid out in src[0:72] (self.buf, or any buffer; its magic, number
+        and CRC are set here, in src too); returns its number once it is in flash."""
         if self._slot >= PER:
             if not self.spare:
                 self._erase_other()
