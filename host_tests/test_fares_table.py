@@ -150,7 +150,9 @@ def test_a_new_table_arrives_through_sync(tmp_path):
                            + t.to_bytes(4, "big") + b"\0\0")
         got = lane.tap(c)
         assert (got["verdict"], got["fare"]) == ("PASS", 700)  # 7.3 km: band 2 of version 2
-        lane.reader.wait_for(lambda s: " sync upload " in s and " backlog=0" in s, timeout=60)
+        # the upload that carries the tap (the PSAM record went up on its own before it)
+        lane.reader.wait_for(lambda s: " sync upload " in s and " backlog=0" in s and int(
+            s.split(" acked=")[1].split()[0]) >= got["seq"], timeout=60)
     finally:
         lane.close()
         srv.stop()
