@@ -39,8 +39,10 @@ def keys(tmp_path_factory):
 
 
 # The power-cut campaigns simulate hundreds of reboots in one interpreter, whose heap, unlike a
-# rebooted reader's, stays fragmented by every earlier attempt: 16 KB on top of the app's.
-CUT_HEAP = "%dk" % (int(HEAPSIZE[:-1]) + 16)
+# rebooted reader's, stays fragmented by every earlier attempt: 32 KB on top of the app's (16 KB
+# left the 32-bit build one 5,632-byte block short once in a while after the torn-purchase log and
+# aioready joined the app).
+CUT_HEAP = "%dk" % (int(HEAPSIZE[:-1]) + 32)
 
 
 @pytest.fixture
