@@ -70,6 +70,15 @@ def _set_s(value_of, n=32):
     return f
 
 
+def _other_rider_result(k):
+    """What a code signed by another rider's key gets: an RSA signature is a number below the
+    signer's modulus, so under the certified one it may be out of range (non-canonical)."""
+    if k.alg != layout.ALG_RSA3:
+        return "forged"
+    s = int.from_bytes(app.dynamic2(k.other, k.cert, NOW - 5, 1)[6:], "big")
+    return "non-canonical" if s >= k.modulus else "forged"
+
+
 def _cert2_with_key(world, alg, key):
     """A certificate the issuer really signed, binding whatever key bytes it was given (an
     issuer that skipped its own key check)."""
@@ -118,7 +127,7 @@ def test_each_refusal_has_its_own_reason(mp, world, kind):
         "tampered-alg": (_retext(code(), _flip(KEY_AT - 1, 3)), "malformed"),  # no such alg
         "tampered-gen": (_retext(code(), _flip(sig_at - 3)), "forged"),  # the counter
         "forged-sig": (_retext(code(), _flip(sig_at + 7)), "forged"),
-        "other-rider": (code(rider=k.other), "forged"),  # signed by someone else's key
+        "other-rider": (code(rider=k.other), _other_rider_result(k)),  # someone else's key
         "other-cert": (app.layout.PREFIX2 + base45.encode(  # a signature moved to another cert
             w.make_cert2(account="ACC-OTHER", rider=k.rider)
             + app.dynamic2(k.rider, k.cert, NOW - 5, 9)), "forged"),
@@ -213,7 +222,7 @@ def attacker_codes(world, certs1, certs2):
     it has seen (certificates of real riders, RC1 and RC2 of both rider-key algorithms).
     Yields (label, text)."""
     stored = cc.keyset_mod.load(world.keyset, world.root["n"], world.root["e"])
-    mine = {layout.ALG_RSA3: app.rider_key(), layout.ALG_P256: app.rider_key(
+    mine = {layout.ALG_RSA3: app.rider_key(seed="attacker"), layout.ALG_P256: app.rider_key(
         seed=666, alg=layout.ALG_P256)}  # the attacker's own key pairs
     gen = NOW - 2
     for i, cert in enumerate(certs1):  # RC1: the day keys are on the reader
@@ -260,7 +269,7 @@ def attacker_codes(world, certs1, certs2):
 def test_an_attacker_with_the_readers_keys_makes_nothing_that_passes(mp, world):
     w = world
     certs1 = [w.make_cert(account="RIDER-%d" % i) for i in range(3)]
-    riders = [app.rider_key(), app.rider_key()] + [
+    riders = [app.rider_key(seed="rider-%d" % i) for i in range(2)] + [
         app.rider_key(seed=10 + i, alg=layout.ALG_P256) for i in range(2)]
     certs2 = [w.make_cert2(account="RIDER-%d" % i, rider=r) for i, r in enumerate(riders)]
     made = list(attacker_codes(w, certs1, certs2))

@@ -28,10 +28,12 @@ class World:
         self.ks_path = tmp / "keyset.bin"
         self.ks_path.write_bytes(self.keyset)
         self.cert = self.make_cert()
-        # riders' keys: RSA-2048 e = 3 (the default) made fresh, as no test depends on the key;
-        # P-256 from fixed seeds (for readers configured to accept them)
-        self.rider = app.rider_key()
-        self.other_rider = app.rider_key()
+        # riders' keys from fixed seeds: RSA-2048 e = 3 (the default) and P-256 (for readers
+        # configured to accept them). Seeded, as results depend on the key: a signature made
+        # with another rider's RSA key is "non-canonical" where it is not below the certified
+        # modulus and "forged" otherwise
+        self.rider = app.rider_key(seed="test-rider")
+        self.other_rider = app.rider_key(seed="test-other")
         self.ec_rider = app.rider_key(seed=1, alg=app.layout.ALG_P256)
         self.ec_other = app.rider_key(seed=2, alg=app.layout.ALG_P256)
         self.cert2 = self.make_cert2()
