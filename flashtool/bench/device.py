@@ -209,12 +209,13 @@ CALIBRATION = ("bm_fannkuch", "bm_hexiom", "bm_nqueens", "bm_pidigits", "misc_ae
 
 def run_qemu(elf, code, blob=b""):
     """Boot the QEMU firmware, run `code` at its raw REPL, return the output lines. Every
-    executed instruction is one ns of the guest's clock (-icount shift=0), so ticks_us x 1000
-    counts instructions, the same on every run (to the µs tick and the 1 ms timer interrupt:
-    0.1 % of the shortest figure here)."""
+    executed instruction is one ns of the guest's clock (-icount shift=0; sleep=off: the clock
+    never follows the host's, even while the guest idles), so ticks_us x 1000 counts
+    instructions, the same on every run to 0.1 % (the µs tick, the 1 ms timer interrupt, and
+    on a loaded host a few µs in a hundred thousand that still follow host I/O timing)."""
     with tempfile.TemporaryDirectory(prefix="bench-device-") as tmp:
         cmd = ["qemu-system-arm", "-machine", "mps2-an385", "-nographic", "-monitor", "null",
-               "-semihosting", "-bios", "none", "-icount", "shift=0", "-serial", "stdio",
+               "-semihosting", "-bios", "none", "-icount", "shift=0,sleep=off", "-serial", "stdio",
                "-kernel", str(elf)]
         if blob:
             data = Path(tmp) / "input.bin"
