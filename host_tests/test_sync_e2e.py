@@ -6,6 +6,7 @@ task (the loop's worst lateness is a figure printed by `flash.py bench ota`, not
 assertion)."""
 
 import json
+import random
 import socket
 import threading
 
@@ -205,13 +206,11 @@ def test_interrupted_download_resumes_with_range(ota_reader, station, tmp_path, 
 def test_firmware_image_over_http(ota_reader, station, tmp_path, keys):  # noqa: F811
     """A full-firmware image listed in the index lands in the next OTA partition; the reader
     resets, the bootloader boots it pending, the self-test marks it valid."""
-    import os
-
     srv, pub, url = station
     extra = workload_dir(tmp_path, pub, keys)
     assert wl(ota_reader, extra, "provision")[0] == 0
     img = tmp_path / "fw.bin"
-    img.write_bytes(os.urandom(20000))
+    img.write_bytes(random.Random("firmware").randbytes(20000))  # the same image every run
     sign_files(pub, "firmware", "firmware", 7, {"firmware.bin": img}, keys / "app.pem")
     sign_index(pub, 1, keys / "app.pem")
     code, lines, info, _ = sync(ota_reader, extra, url)

@@ -9,7 +9,7 @@ Helpers here are shared with test_sync_resume_cuts.py."""
 
 import hashlib
 import json
-import os
+import random
 import shutil
 import time
 from pathlib import Path
@@ -258,7 +258,7 @@ def assert_new_active(reader, extra):
 
 
 def _firmware(pub, kd, tmp, size=300 * 1024 + 123):
-    img = os.urandom(size)
+    img = random.Random("firmware-%d" % size).randbytes(size)  # the same image every run
     path = tmp / "fw.bin"
     path.write_bytes(img)
     sign_files(pub, "firmware", "firmware", 7, {"firmware.bin": path}, kd / "app.pem")
