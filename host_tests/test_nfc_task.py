@@ -36,6 +36,15 @@ def creds(r, n, timeout=30):
         time.sleep(0.01)
 
 
+def let_pass(r, ms):
+    """Until `ms` of the reader's virtual time have passed (its link requests carry it): what
+    the reader does in that time does not depend on how busy the host is, as a sleep's would."""
+    end = r.hw.now_us + ms * 1000
+    while r.hw.now_us < end:
+        assert r.proc.poll() is None, r.tail()
+        time.sleep(0.01)
+
+
 def finish(r):
     assert r.wait(60) == 0, r.tail()
     stats = next(x for x in reversed(r.output) if x.startswith("STATS"))
@@ -73,9 +82,8 @@ def test_mifare_allowed_reads_sector_and_blank_card_is_refused(make_reader, tmp_
     got = creds(r, 1)[0]
     assert (got["kind"], got["num"], got["weak"], got["err"], got["to"]) == (
         "3", "87654321", "1", "0", "20301231")
-    sim.field.clear()
-    time.sleep(0.3)
-    sim.field.present(cards.blank())
+    sim.field.clear()  # the field is empty for 300 ms of the reader's time (3 polls)
+    sim.field.present(cards.blank(), delay_ms=300)
     got = creds(r, 2)[1]
     assert (got["kind"], got["err"], got["num"]) == ("3", "5", "")  # key rejected
     finish(r)
@@ -97,11 +105,10 @@ def test_card_staying_in_field_does_not_retrigger_but_new_tap_does(make_reader, 
     c.halts = False  # a card that keeps answering after InRelease
     r, sim = start(make_reader, tmp_path, c, nfc_taps=2)
     creds(r, 1)
-    time.sleep(0.5)  # many virtual seconds of polling with the card still there
+    let_pass(r, 1000)  # ten polls with the card still there
     assert sum(1 for x in r.output if x.startswith("CRED")) == 1
-    sim.field.clear()
-    time.sleep(0.3)
-    sim.field.present(cards.normal("3104000012345678"))
+    sim.field.clear()  # then an empty field for 300 ms of the reader's time, and a new tap
+    sim.field.present(cards.normal("3104000012345678"), delay_ms=300)
     creds(r, 2)
     st = finish(r)
     assert int(st["held"]) >= 3 and st["taps"] == "2"
