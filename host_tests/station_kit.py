@@ -4,7 +4,6 @@ injected faults (a reply lost after the commit, a download cut or stalled mid-bo
 
 import asyncio
 import os
-import socket
 import threading
 import time
 
@@ -13,6 +12,7 @@ from aiohttp import web
 
 from flashtool.server import keys as ring_keys
 from flashtool.server.app import StationServer
+from flashtool.server.ports import PortHold
 
 READER = "R7"  # the reader id boards/host/workloads/otawl.py syncs as
 FAULT = web.RequestKey("fault", bool)  # this request's reply is the injected fault
@@ -27,12 +27,13 @@ def provision_upload_key(kd, reader=READER):
     return kid, key
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+@pytest.fixture
+def held_port():
+    """A loopback port for a server the test starts itself (and may kill and start again),
+    kept from every other process until the test ends (flashtool.server.ports.PortHold)."""
+    hold = PortHold()
+    yield hold.port
+    hold.close()
 
 
 def until(cond, what="the condition", timeout=600):

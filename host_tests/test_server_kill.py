@@ -21,7 +21,7 @@ import pytest
 from conftest import BUILD, LONG, ROOT
 from station_kit import (  # noqa: F401  (fixtures)
     backend,
-    free_port,
+    held_port,
     postgres,
     until,
     wait_for_line,
@@ -126,12 +126,12 @@ def expected(n):
 @pytest.mark.timeout(3600)  # the full form under load; each wait inside has its own deadline
 @pytest.mark.parametrize("long_form", [pytest.param(True, marks=pytest.mark.long)]
                          if LONG else [False])
-def test_kill_9_campaign(tmp_path, backend, long_form):  # noqa: F811
+def test_kill_9_campaign(tmp_path, backend, long_form, held_port):  # noqa: F811
     rng = random.Random(18)
     pub = tmp_path / "pub"
     pub.mkdir()
     data = tmp_path / "data"
-    port = free_port()
+    port = held_port  # nobody else takes it while the server is down between kills
     url = "http://127.0.0.1:%d" % port
     procs = []
     for i in range(READERS):

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from station_kit import Kit, free_port
+from station_kit import Kit, held_port  # noqa: F401  (fixture)
 from test_ota_kit import (  # noqa: F401  (fixtures)
     keys,
     ota_reader,
@@ -110,7 +110,7 @@ class CuttingProxy:
 
 
 @pytest.fixture
-def nginx_station(tmp_path, keys):  # noqa: F811
+def nginx_station(tmp_path, keys, held_port):  # noqa: F811
     if shutil.which("nginx") is None:
         if os.environ.get("CI"):
             pytest.fail("nginx missing (.ci/run installs Debian's nginx-light)")
@@ -118,7 +118,7 @@ def nginx_station(tmp_path, keys):  # noqa: F811
     pub = tmp_path / "pub"
     pub.mkdir()
     kit = Kit(pub, tmp_path / "station", keys)
-    port = free_port()
+    port = held_port
     conf = write_conf(tmp_path / "nginx.conf", pub, "127.0.0.1:%d" % kit.srv.port,
                       "127.0.0.1:%d" % port, prefix=tmp_path / "nginx")
     p = subprocess.Popen(["nginx", "-p", str(tmp_path / "nginx"), "-c", str(conf), "-g",

@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 import pytest
-from station_kit import Kit, free_port, wait_for_line
+from station_kit import Kit, held_port, wait_for_line  # noqa: F401  (fixture)
 from test_ota_kit import (  # noqa: F401  (fixtures)
     keys,
     ota_reader,
@@ -169,7 +169,7 @@ def test_deploy_pins_the_station_certificate(tmp_path, certs):
     assert ("/keys/station.der", der) in files
 
 
-def test_keygen_station_and_serve_tls_verbs(tmp_path):
+def test_keygen_station_and_serve_tls_verbs(tmp_path, held_port):  # noqa: F811
     """flash.py keygen --station writes the key (0600), the certificate and the DER pin;
     flash.py serve --tls-cert/--tls-key answers https that verifies against that certificate
     alone, and nothing over plain HTTP."""
@@ -182,7 +182,7 @@ def test_keygen_station_and_serve_tls_verbs(tmp_path):
     assert tls.pin_bytes(out / tls.CERT) == (out / tls.PIN).read_bytes()
     pub = tmp_path / "pub"
     pub.mkdir()
-    port = free_port()
+    port = held_port
     log = tmp_path / "serve.log"
     with open(log, "wb") as f:
         p = subprocess.Popen([sys.executable, "flash.py", "serve", "--dir", str(pub), "--data",

@@ -21,18 +21,11 @@ import time
 from pathlib import Path
 
 from flashtool.server import auth, keys, records
+from flashtool.server.ports import PortHold
 
 ROOT = Path(__file__).resolve().parents[2]
 READERS = 50
 BATCH = 64
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _server(pub, data, db, port, tls=None):
@@ -138,7 +131,8 @@ def _backend(name, db, tmp, seconds, tls=None):
         rid = "B%02d" % i
         kid, key, _ = keys.issue(data / "readers.json", rid)
         creds.append((rid, kid, key))
-    port = _free_port()
+    hold = PortHold()
+    port = hold.port
     p = _server(pub, data, db, port, tls)
     base, ctx = "http://127.0.0.1:%d" % port, None
     if tls:
@@ -161,6 +155,7 @@ def _backend(name, db, tmp, seconds, tls=None):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(30)
+        hold.close()
     return rate
 
 

@@ -5,10 +5,11 @@ Run as root (CI), the server runs as the `postgres` user, as Debian's own cluste
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
+
+from flashtool.server.ports import PortHold
 
 
 def binaries():
@@ -19,14 +20,6 @@ def binaries():
     return None
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class LocalPostgres:
     def __init__(self):
         self.bin = binaries()
@@ -35,7 +28,8 @@ class LocalPostgres:
                                     "postgresql)")
         self.base = tempfile.mkdtemp(prefix="station-pg-")
         self.data = os.path.join(self.base, "data")
-        self.port = _free_port()
+        self._hold = PortHold()  # held until stop(): initdb takes seconds under load
+        self.port = self._hold.port
         self.root = os.geteuid() == 0
 
     def _run(self, *args):
@@ -74,6 +68,7 @@ class LocalPostgres:
             self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "600", "stop")
         except subprocess.CalledProcessError:
             pass
+        self._hold.close()
         for _ in range(20):
             try:
                 shutil.rmtree(self.base)
