@@ -163,8 +163,12 @@ class Kit:
                 cur.execute("DELETE FROM %s" % t)
 
         done = threading.Event()
-        self.srv.station.writer.submit(wipe, lambda job: done.set())
-        done.wait(10)
+        jobs = []
+        self.srv.station.writer.submit(wipe, lambda job: (jobs.append(job), done.set()))
+        # waited for, not for 10 s and on regardless (a loaded writer would then leave the
+        # records of the last cut in place); the deadline only catches a hung writer
+        assert done.wait(600), "the station's writer did not run the wipe"
+        assert jobs[0].error is None, jobs[0].error
 
     def stop(self):
         self.srv.stop()
