@@ -49,7 +49,9 @@ class Env:
         return {r["reader"]: r for r in fleet_view(self.srv.station)["readers"]}
 
     def raw(self, method, path, body=b"", headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        # a hang only: a request that commits waits for the database's fsync, which a loaded
+        # disk can make take seconds
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         data = r.read()

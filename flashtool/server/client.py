@@ -8,7 +8,9 @@ from flashtool.server import auth
 
 
 class ReaderClient:
-    def __init__(self, host, port, reader, kid, key, boot=1, jepoch=7, timeout=30):
+    # timeout: for a hung server only; an upload's answer waits for the database's commit,
+    # which a loaded machine's disk can stretch to seconds
+    def __init__(self, host, port, reader, kid, key, boot=1, jepoch=7, timeout=300):
         self.host, self.port = host, port
         self.reader, self.kid, self.key = reader, kid, key
         self.boot, self.ctr, self.jepoch = boot, 0, jepoch
