@@ -220,7 +220,10 @@ class Reader:
             code = self.proc.wait(timeout)
         finally:
             if self._reader_thread:
-                self._reader_thread.join(5)
+                # once the process has ended, until its last line is in `output` (its pipe
+                # ends): a bounded join could return first on a loaded host, and a test then
+                # missed a line the firmware printed
+                self._reader_thread.join(None if self.proc.poll() is not None else 5)
         return code
 
     def run(self, entry="main", timeout=120, **kw):
