@@ -6,6 +6,7 @@ build."""
 from flashtool.codes import issuer as cc
 from flashtool.codes import rider as app
 from flashtool.codes.issuer import layout
+from flashtool.codes.rsakeys import seeded_rsa
 
 NOW = 1_795_487_847  # a fixed "now" (UTC seconds) for the reader's clock
 DAY = NOW // 86400
@@ -17,10 +18,13 @@ RESULTS = ("ok", "malformed", "forged", "unknown-key", "revoked", "expired", "no
 class World:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.root = cc.gen_rsa(e=3)
-        self.issuer = cc.gen_rsa(e=3)
-        self.revoked = cc.gen_rsa(e=3)
-        self.stranger = cc.gen_rsa(e=3)  # an issuer key the reader has never heard of
+        # the issuers' keys from fixed seeds too (2-3 s once per session), so every code a
+        # test makes, tampers with or fuzzes is the same bytes on every run: the value of a
+        # signature against a modulus decides some refusals (see the riders' keys below)
+        self.root = seeded_rsa("test-root")[0]
+        self.issuer = seeded_rsa("test-issuer")[0]
+        self.revoked = seeded_rsa("test-revoked")[0]
+        self.stranger = seeded_rsa("test-stranger")[0]  # a key the reader has never heard of
         self.master = b"\x5a" * 32
         self.days = {d: cc.day_key(self.master, d) for d in range(DAY - 1, DAY + 2)}
         self.keyset = cc.make_keyset(self.root, 7, {1: self.issuer, 2: self.revoked}, [2],
@@ -60,7 +64,7 @@ class World:
         if rider is None:
             p256 = cert[layout.CERT_FIXED + cert[3]] == layout.ALG_P256
             rider = self.ec_rider if p256 else self.rider
-        return app.make_code2(cert, rider, gen, counter)
+        return app.make_code2(cert, rider, gen, counter, deterministic=True)  # RFC 6979
 
 
 _made = []
