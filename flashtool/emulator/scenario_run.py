@@ -187,6 +187,7 @@ def _collect(st, sc, lines, progress, t0_us, idle):
     end_ms = t0_us / 1000 + span * 1000 + 5000
     st.pending_event = None
     last_ms = 0
+    drain = None  # len(lines) when the reader was asked for its status after the last rider
     while waiting and time.monotonic() < stall_at:
         mark = (len(lines), st.hw.now_us)
         if mark != progress_mark:
@@ -213,9 +214,17 @@ def _collect(st, sc, lines, progress, t0_us, idle):
                 if progress and len(results) % 250 == 0:
                     progress("  %d/%d riders" % (len(results), len(sc.riders)))
         if max(last_ms, st.hw.now_us / 1000) > end_ms:
-            if not new:
-                break  # past the last rider and nothing more in the pipe
-            continue
+            if new:
+                continue
+            # Past the last rider. The reader's lines reach us after an unknown number of its
+            # link requests (more on a loaded host), so a verdict may still be in the pipe: ask
+            # for its status on the console and end once the answer's log line is in, as every
+            # line printed before it is then in too (one pipe keeps their order).
+            if drain is None:
+                st.hw.maintenance("status")
+                drain = len(lines)
+            elif any(" maint status -> " in x for x in lines[drain:]):
+                break
         if not new:
             if st.reader.proc.poll() is not None and ev is None:
                 st.start()  # the reader reset itself (watchdog): the world boots it again
