@@ -1,10 +1,11 @@
 """The device builds (flashtool/build/firmware.py): board manifests evaluated by MicroPython's
 own tools/manifestfile.py, every module an ESP32 board freezes (the port's own included)
 compiled for xtensawin, lib packages installable as micropython-lib packages; and, on the QEMU
-Cortex-M3 build (`make check-device`), the hot paths give the same instruction counts on every
-run."""
+Cortex-M3 build (`make check-device`), the hot paths (the whole fare tap replayed from a recording
+of both chips among them) give the same instruction counts on every run."""
 
 import sys
+import tempfile
 
 import pytest
 from conftest import ROOT
@@ -63,11 +64,13 @@ def test_lib_packages_are_micropython_lib_packages():
 
 @pytest.mark.skipif(not DEVICE, reason="the QEMU build: make check-device")
 def test_qemu_hot_paths_count_the_same_every_run():
-    from flashtool.bench import device
+    from flashtool.bench import device, fares
 
     elf = firmware.qemu()
     rec, at = device.record_nfc()
-    blob = device.make_input(rec, at)
+    with tempfile.TemporaryDirectory() as tmp:
+        fare = fares.record_fares(tmp)
+    blob = device.make_input(rec, at, fare)
     runs = [device.count(elf, blob)[0] for _ in range(2)]
     for name, (reps, t, *flash) in runs[0].items():
         reps2, t2, *flash2 = runs[1][name]
@@ -79,6 +82,13 @@ def test_qemu_hot_paths_count_the_same_every_run():
     per = {k: v[1] / v[0] for k, v in runs[0].items()}
     assert per["lookup_member"] > 10 and per["list_signature"] > per["lookup_member"]
     assert runs[0]["lookup_member"][2] == runs[0]["lookup_member"][0]  # one page read each
+    # the whole fare tap (both chips replayed): more than the NFC read alone, a torn-log entry
+    # and two journal records programmed; the replay followed the recording wait for wait
+    for name in ("fare_entry", "fare_exit"):
+        assert per[name] > per["nfc_tap_and_empty_poll"], name
+        assert runs[0][name][4] == 3, name
+    taps = fares.count_taps(elf, blob)  # refuses a replay that left its recording
+    assert taps["entry"][2] > 10 and taps["exit"][2] > 10  # the reader's waits, replayed
 
 
 @pytest.mark.parametrize("board", ESP32_BOARDS)

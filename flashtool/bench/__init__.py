@@ -12,6 +12,9 @@ import pkgutil
 
 CPU_FACTOR = 50
 BIGINT_FACTOR = 200
+# ESP32 ns per instruction counted on the QEMU Cortex-M3 build: the calibration's median
+# (docs/device-figures.md; `bench device` computes it afresh, the same on every run)
+NS_PER_INSTR = 15.9
 
 
 def areas():

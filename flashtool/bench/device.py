@@ -87,7 +87,13 @@ def code_items():
     return items
 
 
-def make_input(nfc_rec, nfc_at):
+def make_input(nfc_rec, nfc_at, fare_items=()):
+    """The hot-path workload's input blob: input_items() and the recorded fare sessions."""
+    return pack_input(input_items(nfc_rec, nfc_at) + list(fare_items))
+
+
+def input_items(nfc_rec, nfc_at):
+    """Every hot path's input but the fare sessions (flashtool.bench.fares.record_lane)."""
     from flashtool.lists import blocklist as cb
     from flashtool.release.keys import public_json
     from flashtool.release.sign import body, sign_body
@@ -106,7 +112,7 @@ def make_input(nfc_rec, nfc_at):
              for i in range(40)]
     items += [("mkey", public_json(app_key, "app").encode()),
               ("manif", sign_body(body("app", 5, files, now=NOW), app_key))]
-    return pack_input(items)
+    return items
 
 
 REC_WORKLOAD = r'''
@@ -258,7 +264,8 @@ def run_host(blob):
     with tempfile.TemporaryDirectory(prefix="bench-device-") as tmp:
         extra = Path(tmp) / "extra"
         extra.mkdir()
-        shutil.copy(WORKLOADS / "hotpaths.py", extra)
+        for name in ("hotpaths.py", "faretap.py", "farereplay.py"):
+            shutil.copy(WORKLOADS / name, extra)
         (extra / "hotpaths.bin").write_bytes(blob)
         for name in CALIBRATION:
             shutil.copy(source() / "tests" / "perf_bench" / (name + ".py"), extra)
@@ -300,6 +307,9 @@ def calibration(cal):
 
 ROWS = (  # (name in the workload's output, what it is)
     ("nfc_tap", "NFC tap, CPU card: poll, SELECT, READ 15/17, release (wire/RF not included)"),
+    ("fare_entry", "Whole fare tap at entry, CPU card: read, purchase (PSAM MAC1, UPDATE CAPP, "
+                   "DEBIT, MAC2), torn log, journal, gate (both chips replayed; no wire time)"),
+    ("fare_exit", "Whole fare tap at exit: the same with the fare from the table"),
     ("lookup_member", "Blocklist lookup, listed identifier (+ one 512 B page read)"),
     ("lookup_other", "Blocklist lookup, not listed (+ one 512 B page read)"),
     ("decide", "Decision (with the list lookup), rider not listed"),
@@ -315,6 +325,7 @@ ROWS = (  # (name in the workload's output, what it is)
     ("code_warm_rc1", "Ride code RC1, warm (certificate cached, day-key MAC)"),
     ("list_signature", "List signature check (RSA-2048 e=3 verify)"),
     ("manifest_check", "Signed app manifest, 40 files (RSA verify + JSON)"),
+    ("gc_collect", "Garbage collection with every hot path's state live (112 KiB heap)"),
 )
 # RSA-2048 verifies in each row: the old rule counts their host time x BIGINT_FACTOR
 _BIG = {"list_signature": 1, "code_cold": 2, "code_warm": 1, "code_prefetch": 1,
@@ -330,6 +341,11 @@ def _per(hot, name):
     return [x / v[0] for x in v[1:]]
 
 
+def flash_us(reads, rbytes, programs):
+    """Modelled SPI flash time of a path's page reads and programs."""
+    return reads * READ_SETUP_US + rbytes / READ_MB_S + programs * PROGRAM_US
+
+
 def rows(q_hot, h_hot, ns_per_instr):
     """[(name, what, instructions, ESP32 ms, flash ms, host µs, old-rule ms)]"""
     rsa_host = _per(h_hot, "list_signature")[0] if h_hot else 0
@@ -337,14 +353,14 @@ def rows(q_hot, h_hot, ns_per_instr):
     for name, what in ROWS:
         t, reads, rbytes, programs = _per(q_hot, name)[:4]
         instr = t * 1000
-        flash_us = reads * READ_SETUP_US + rbytes / READ_MB_S + programs * PROGRAM_US
-        esp_ms = (instr * ns_per_instr / 1000 + flash_us) / 1000
+        fl = flash_us(reads, rbytes, programs)
+        esp_ms = (instr * ns_per_instr / 1000 + fl) / 1000
         host = old = None
         if h_hot:
             host = _per(h_hot, name)[0]
             big = rsa_host * _BIG.get(name, 0)
-            old = ((host - big) * CPU_FACTOR + big * BIGINT_FACTOR + flash_us) / 1000
-        out.append((name, what, instr, esp_ms, flash_us / 1000, host, old))
+            old = ((host - big) * CPU_FACTOR + big * BIGINT_FACTOR + fl) / 1000
+        out.append((name, what, instr, esp_ms, fl / 1000, host, old))
     return out
 
 
@@ -361,7 +377,11 @@ def run(args):
     elf = qemu(quiet=False)
     build("host", quiet=True)  # the emulated board that records the tap and runs the old rule
     rec, at = record_nfc()
-    blob = make_input(rec, at)
+    from flashtool.bench.fares import record_fares
+
+    with tempfile.TemporaryDirectory(prefix="bench-device-") as tmp:
+        fare = record_fares(tmp)
+    blob = make_input(rec, at, fare)
     q_hot, cal, q_mem = count(elf, blob)
     esp, m4, ns = calibration(cal)
     h_hot, h_cal = (None, {}) if args.quick else run_host(blob)

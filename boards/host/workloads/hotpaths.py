@@ -128,6 +128,22 @@ class _ReplayUart:
         pass
 
 
+def fare_taps(items=None):
+    """The whole entry and the whole exit tap of a fare gate, replayed (`flash.py bench fares`
+    and `bench device`; farereplay.py): items "fe.*" (entry) and "fx.*" (exit)."""
+    import farereplay
+
+    items = _input() if items is None else items
+    for pre, name in (("fe", "fare_entry"), ("fx", "fare_exit")):
+        if pre + ".rec" in items:
+            farereplay.session(items, pre, name, _counts, _low)
+
+
+class _Pin:
+    def value(self, v=None):
+        return 1
+
+
 class _MemUart:
     """The scan engine's UART with one code (and its CR) waiting in it."""
 
@@ -296,11 +312,7 @@ def run():
     gone_at = struct.unpack_from("<I", items["nfcat"], 4)[0]
     uart = _ReplayUart(rec)
 
-    class _Reset:
-        def value(self, v=None):
-            return 1
-
-    r = NfcReader(("hsu", uart), _Reset(), clock, {"nfc_poll_ms": 100})
+    r = NfcReader(("hsu", uart), _Pin(), clock, {"nfc_poll_ms": 100})
     asyncio.run(r.init())
     got = []
 
@@ -333,6 +345,10 @@ def run():
     measure("manifest_check", 3,
             lambda i: signedmanifest.verify(mdata, keys, "app", "host", floor=now - 86400))
     del mdata
+    measure("gc_collect", 3, lambda i: gc.collect())  # with every hot path's state live
+
+    # -- the whole fare tap, entry and exit: both chips replayed ---------------------------
+    fare_taps(items)
     gc.collect()
     print("MEM %d %d" % (gc.mem_free(), _low[0]))
 

@@ -1,0 +1,286 @@
+"""The fare gate's whole tap replayed on the QEMU Cortex-M3 build (hotpaths.fare_taps, for
+`flash.py bench fares` and `bench device`): a session recorded on the emulated board
+(farerec.py: both chips' UART bytes, the PSAM's pins, the points where the reader waited)
+fed back to the reader's own objects (faretap.py), so the instructions counted are those of
+the tap the emulated reader made, wait for wait. Imported only when replaying (its classes
+stay off the other hot paths' heap)."""
+
+import gc
+import struct
+import time
+
+import board
+
+
+class _Tape:
+    """A fare session recorded on the emulated board (boards/host/workloads/farerec.py)
+    replayed to the reader's own objects: what a chip sent becomes readable in the recorded
+    order once the reader has written what came before it and, where the recording shows the
+    reader waiting, once it waits here too (asyncio's device wait, the `wait` hook below); a
+    wait with nothing recorded to end it ends at its own deadline (the clock jumps there).
+    Writes and pin changes are checked against the recording (every byte while `verify`,
+    else the kind and length). No wire time passes: the bench adds the modelled times."""
+
+    def __init__(self, rec):
+        from array import array
+
+        self.mv = rec
+        self.kind = bytearray()
+        self.start = array("I")
+        self.end = array("I")
+        p = 0
+        while p < len(rec):
+            k = rec[p + 1] | rec[p + 2] << 8
+            self.kind.append(rec[p])
+            self.start.append(p + 3)
+            self.end.append(p + 3 + k)
+            p += 3 + k
+        self.pos = array("I", self.start)
+        self.n = len(self.kind)
+        self.h = 0
+        self.verify = True
+        self.clock = _TapeClock()
+        self.waits = self.extra = self.missed = 0
+
+    def _skip(self):
+        h = self.h
+        k = self.kind
+        while h < self.n and k[h] & 0xF0 == 0x20 and self.pos[h] == self.end[h]:
+            h += 1
+        self.h = h
+
+    def any(self, port):
+        k = self.kind
+        i = self.h
+        want = 0x20 | port
+        t = 0
+        while i < self.n and k[i] & 0xF0 == 0x20:
+            if k[i] == want:
+                t += self.end[i] - self.pos[i]
+            i += 1
+        return t
+
+    def readinto(self, port, buf, nbytes):
+        k = self.kind
+        i = self.h
+        want = 0x20 | port
+        while i < self.n and k[i] & 0xF0 == 0x20:
+            p = self.pos[i]
+            if k[i] == want and p < self.end[i]:
+                m = self.end[i] - p
+                lim = len(buf) if nbytes < 0 else nbytes
+                m = m if m < lim else lim
+                buf[:m] = self.mv[p:p + m]  # a UART driver's copy is C
+                self.pos[i] = p + m
+                self._skip()
+                return m
+            i += 1
+        return None
+
+    def _expect(self, kind, buf):
+        h = self.h
+        while h < self.n and self.kind[h] == 0x30:  # the reader went on without that wait
+            h += 1
+            self.missed += 1
+        if (h >= self.n or self.kind[h] != kind or self.end[h] - self.start[h] != len(buf)
+                or (self.verify and bytes(buf) != bytes(self.mv[self.start[h]:self.end[h]]))):
+            raise ValueError("replay left the recording at entry %d (kind %02x)" % (h, kind))
+        self.h = h + 1
+        self._skip()
+
+    def write(self, port, buf):
+        self._expect(0x10 | port, buf)
+        return len(buf)
+
+    def waited(self, timer):
+        """The reader waits: the next recorded wait is over (while a timer loop polls, every
+        wait recorded before the next byte or pin change)."""
+        self.waits += 1
+        if self.h >= self.n or self.kind[self.h] != 0x30:
+            self.extra += 1
+            return
+        self.h += 1
+        while timer and self.h < self.n and self.kind[self.h] == 0x30:
+            self.h += 1
+        self._skip()
+
+    def install(self):
+        """asyncio's device wait: the C poller asks each waiting stream (Ready.ioctl), as on
+        the device; when none is ready, the clock jumps to the first deadline."""
+        import asyncio.core as core
+
+        q = core._io_queue
+        real = self._real = q.wait_io_event
+        tape = self
+
+        def wait(dt):
+            if not dt:
+                return real(0)
+            tape.waited(not q.map)
+            if not q.map:
+                return real(dt)
+            real(0)
+            if core._task_queue.peek() is None:
+                tape.clock.jump(q.map)
+                real(0)
+
+        q.wait_io_event = wait
+
+    def uninstall(self):
+        import asyncio.core as core
+
+        core._io_queue.wait_io_event = self._real
+
+
+class _TapeClock:
+    """The fare path's clock during a replay: the instruction-counted ticks, pushed on over
+    waits that end at a deadline; the RTC at the recorded second."""
+
+    ticks_diff = staticmethod(time.ticks_diff)
+    ticks_add = staticmethod(time.ticks_add)
+
+    def __init__(self):
+        self.off = 0
+        self.now = None
+
+    def ticks_us(self):
+        return time.ticks_add(time.ticks_us(), self.off)
+
+    def ticks_ms(self):
+        return time.ticks_add(time.ticks_ms(), self.off // 1000)
+
+    def time(self):
+        return self.now
+
+    def set_time(self, t):
+        self.now = t
+
+    def sleep_ms(self, ms):
+        self.off += ms * 1000
+
+    def jump(self, waiting):
+        now = self.ticks_us()
+        best = -1
+        for k in waiting:
+            d = time.ticks_diff(waiting[k][2].due, now)
+            if best < 0 or d < best:
+                best = d if d > 0 else 0
+        self.off += best + 1
+
+
+class _TapePort:
+    """One chip's UART in the replay (0: PN532, 1: PSAM)."""
+
+    def __init__(self, tape, port):
+        self.t = tape
+        self.port = port
+
+    def write(self, buf):
+        return self.t.write(self.port, buf)
+
+    def readinto(self, buf, nbytes=-1):
+        return self.t.readinto(self.port, buf, nbytes)
+
+    def any(self):
+        return self.t.any(self.port)
+
+    def init(self, *a, **kw):
+        pass
+
+    def flush(self):
+        pass
+
+
+class _TapePin:
+    """A PSAM pin, its changes checked against the recording (tape None: the PN532's reset
+    line, which the recording leaves out)."""
+
+    def __init__(self, tape):
+        self.t = tape
+        self.v = 1
+        self._one = bytearray(1)
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        if self.t is not None:
+            self._one[0] = v
+            self.t._expect(0x40, self._one)
+        self.v = v
+
+
+class _NoCheck:
+    def update(self, b):
+        pass
+
+
+def session(items, pre, name, counts, low):
+    """One recorded fare session (farerec) replayed through faretap, as the emulated reader
+    ran it: PSAM activation, PN532 init, then the taps; every tap but the last replayed
+    checking each byte the reader writes (and warming its buffers and caches), the last one
+    counted: HOT line (the poll that finds the card: read, purchase, journal, gate, release),
+    FARE line (what the replay saw: the reader's waits, those it made that the recording did
+    not have, and the reverse; the heap the tap took, negative when a collection ran)."""
+    import asyncio
+    import io
+    import json
+
+    import config
+    import fares
+    import faretap
+    import reasons
+
+    cfg = config.validate(json.loads(bytes(items[pre + ".cfg"])))
+    data = bytes(items[pre + ".tbl"])
+    tbl = fares.FareTable(cfg["station_id"])
+    tbl.load(io.BytesIO(data), len(data), _NoCheck())
+    del data
+    hz, echo = struct.unpack_from("<IB", items[pre + ".sam"], 0)
+    nows = items[pre + ".now"]
+    tape = _Tape(items[pre + ".rec"])
+    P = board.Partition
+    if hasattr(board.flash, "erase_range"):  # each session on a blank journal
+        info = P.find(P.TYPE_DATA, label="journal")[0].info()
+        board.flash.erase_range(info[2], info[3])
+    lb = faretap.LaneBoard(board, tape.clock, (_TapePort(tape, 0), _TapePin(None)),
+                           (_TapePort(tape, 1), _TapePin(tape), _TapePin(tape), hz, bool(echo)))
+    a, nfc, t = faretap.build(lb, cfg, tbl)
+    out = []
+
+    async def session():
+        if not await faretap.start(nfc, t):
+            raise ValueError("replay: no PSAM")
+        n = len(nows) // 4
+        for i in range(n):
+            last = i == n - 1
+            tape.clock.now = struct.unpack_from("<I", nows, 4 * i)[0]
+            tape.verify = not last
+            gc.collect()
+            low[0] = min(low[0], gc.mem_free())
+            w0, e0, m0 = tape.waits, tape.extra, tape.missed
+            c0 = counts()
+            f0 = gc.mem_free()
+            us, _ = await faretap.tap(a, nfc, time)
+            f1 = gc.mem_free()
+            c1 = counts()
+            if last:
+                out.append((us, tuple(y - x for x, y in zip(c0, c1)),
+                            (tape.waits - w0, tape.extra - e0, tape.missed - m0, f0 - f1)))
+            cred = nfc.cred
+            if cred.verdict != reasons.PASS or not cred.nrec:
+                raise ValueError("replayed tap %d: verdict %d reason %d" % (
+                    i, cred.verdict, cred.reason))
+            await faretap.gone(a, nfc)
+
+    tape.install()
+    try:
+        asyncio.run(session())
+    finally:
+        tape.uninstall()
+    if tape.h != tape.n:
+        raise ValueError("replay ended at entry %d of %d" % (tape.h, tape.n))
+    us, c, w = out[0]
+    print("HOT %s 1 %d %d %d %d %d %d" % ((name, us) + c))
+    print("FARE %s entries=%d waits=%d extra=%d missed=%d alloc=%d" % ((name, tape.n) + w))
+    del a, nfc, t, tape
+    gc.collect()
