@@ -9,6 +9,7 @@ being served meanwhile.
 """
 
 import asyncio
+import gc
 
 import slog
 from aioready import Ready
@@ -128,9 +129,14 @@ class NfcReader:
         while True:
             t0 = clock.ticks_ms()
             if self.ready:
+                taps = self.stats["taps"]
                 try:
                     await self.poll_once(on_credential)
                     self._fails = 0
+                    if self.stats["taps"] != taps:
+                        # the tap is over (verdict given, card released): collect now, so the
+                        # next tap starts on a collected heap instead of meeting a collection
+                        gc.collect()
                 except (PN532Error, OSError) as e:
                     self._fails += 1
                     self.stats["errors"] += 1

@@ -24,19 +24,24 @@ class _Tape:
     def __init__(self, rec):
         from array import array
 
+        if len(rec) > 0xFFFF:
+            raise ValueError("recording too long")
         self.mv = rec
-        self.kind = bytearray()
-        self.start = array("I")
-        self.end = array("I")
+        n = p = 0
+        while p < len(rec):  # count first: the arrays are made once, at their size
+            p += 3 + (rec[p + 1] | rec[p + 2] << 8)
+            n += 1
+        self.kind = bytearray(n)
+        self.start = array("H", range(n))
+        self.end = array("H", range(n))
         p = 0
-        while p < len(rec):
-            k = rec[p + 1] | rec[p + 2] << 8
-            self.kind.append(rec[p])
-            self.start.append(p + 3)
-            self.end.append(p + 3 + k)
-            p += 3 + k
-        self.pos = array("I", self.start)
-        self.n = len(self.kind)
+        for i in range(n):
+            self.kind[i] = rec[p]
+            self.start[i] = p + 3
+            p += 3 + (rec[p + 1] | rec[p + 2] << 8)
+            self.end[i] = p
+        self.pos = array("H", self.start)
+        self.n = n
         self.h = 0
         self.verify = True
         self.clock = _TapeClock()
@@ -216,11 +221,13 @@ class _NoCheck:
 
 def session(items, pre, name, counts, low):
     """One recorded fare session (farerec) replayed through faretap, as the emulated reader
-    ran it: PSAM activation, PN532 init, then the taps; every tap but the last replayed
-    checking each byte the reader writes (and warming its buffers and caches), the last one
-    counted: HOT line (the poll that finds the card: read, purchase, journal, gate, release),
-    FARE line (what the replay saw: the reader's waits, those it made that the recording did
-    not have, and the reverse; the heap the tap took, negative when a collection ran)."""
+    ran it: PSAM activation, PN532 init, then the taps; the first replayed checking each byte
+    the reader writes (and warming its buffers and caches), the others counted (each on a heap
+    left as the one before left it: allocation costs vary with it): HOT line (totals of the
+    poll that finds the card: read, purchase, journal, gate, release), FARE line (what the
+    replay saw: the most waits in a tap, waits the reader made that the recording did not
+    have and the reverse, the least heap a tap took, negative when a collection ran in it;
+    the longest tap in µs)."""
     import asyncio
     import io
     import json
@@ -252,9 +259,8 @@ def session(items, pre, name, counts, low):
             raise ValueError("replay: no PSAM")
         n = len(nows) // 4
         for i in range(n):
-            last = i == n - 1
             tape.clock.now = struct.unpack_from("<I", nows, 4 * i)[0]
-            tape.verify = not last
+            tape.verify = not i
             gc.collect()
             low[0] = min(low[0], gc.mem_free())
             w0, e0, m0 = tape.waits, tape.extra, tape.missed
@@ -263,7 +269,7 @@ def session(items, pre, name, counts, low):
             us, _ = await faretap.tap(a, nfc, time)
             f1 = gc.mem_free()
             c1 = counts()
-            if last:
+            if i:
                 out.append((us, tuple(y - x for x, y in zip(c0, c1)),
                             (tape.waits - w0, tape.extra - e0, tape.missed - m0, f0 - f1)))
             cred = nfc.cred
@@ -279,8 +285,10 @@ def session(items, pre, name, counts, low):
         tape.uninstall()
     if tape.h != tape.n:
         raise ValueError("replay ended at entry %d of %d" % (tape.h, tape.n))
-    us, c, w = out[0]
-    print("HOT %s 1 %d %d %d %d %d %d" % ((name, us) + c))
-    print("FARE %s entries=%d waits=%d extra=%d missed=%d alloc=%d" % ((name, tape.n) + w))
+    tot = [sum(x[1][k] for x in out) for k in range(5)]
+    w = [max(x[2][k] for x in out) for k in range(3)] + [min(x[2][3] for x in out)]
+    print("HOT %s %d %d %d %d %d %d %d" % ((name, len(out), sum(x[0] for x in out)) + tuple(tot)))
+    print("FARE %s entries=%d waits=%d extra=%d missed=%d alloc=%d max_us=%d" % (
+        (name, tape.n) + tuple(w) + (max(x[0] for x in out),)))
     del a, nfc, t, tape
     gc.collect()

@@ -211,7 +211,7 @@ class PN532:
     def need(self):
         """What is worth waking for: the bytes a stream transport (HSU) needs before the frame
         in progress can move on, else 1 (the transport's ready line, P70_IRQ)."""
-        return self.t.need(self.dec)
+        return self.t.need(self.dec, self._st == _WAIT_ACK)
 
     def _rerequest(self):
         """A broken frame: drop it; if it was the response, ask for it again (NACK)."""

@@ -55,11 +55,13 @@ class HSU:
             if dec.kind:
                 return True
 
-    def need(self, dec):
+    def need(self, dec, ack=False):
         """Bytes to wait for before feeding the decoder again: the rest of the frame's header
-        or body it is in, else the smallest frame (an ACK, 6 bytes)."""
+        or body it is in, else the smallest frame (an ACK, 6 bytes); while the ACK is awaited
+        (`ack`), the ACK and the response's first 6 bytes, which follow it as soon as the chip
+        has the answer: one wake instead of two (a slow answer: the ACK deadline wakes)."""
         k = dec.need()
-        return k if k > 0 else 6
+        return k if k > 0 else (12 if ack else 6)
 
     def set_baud(self, rate):
         """Our end of a rate change, once what we wrote (the confirming ACK) has left at the

@@ -70,7 +70,7 @@ class I2C:
             raise FrameError("truncated")
         return True
 
-    def need(self, dec):
+    def need(self, dec, ack=False):
         """A frame is there when P70_IRQ is low (as the status byte's RDY bit)."""
         return 1
 

@@ -75,7 +75,7 @@ class SPI:
         self.spi.readinto(self._one)
         cs.value(1)
 
-    def need(self, dec):
+    def need(self, dec, ack=False):
         """A frame is there when P70_IRQ is low (as the status byte's RDY bit)."""
         return 1
 
