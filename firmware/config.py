@@ -20,7 +20,10 @@ DEFAULTS = {
     "no_list_action": "manual",  # no blocklist installed: "pass" | "manual" | "deny"
     "utc_offset_min": 480,  # local time for card expiry dates (China: UTC+8)
     "nfc_poll_ms": 100,
-    "nfc_baud": 115200,  # PN532 HSU rate after init (SetSerialBaudRate); 115200 after a reset
+    # PN532 HSU rate after init (SetSerialBaudRate; 115200 after a reset). 460800: the fare
+    # tap's budget needs more than 115200 gives (docs/device-figures.md); 921600 only on short
+    # clean wiring
+    "nfc_baud": 460800,
     "gate_open_ms": 5000,
     "wdt_ms": 8000,
     "log_level": "info",
