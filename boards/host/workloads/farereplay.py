@@ -17,7 +17,8 @@ class _Tape:
     replayed to the reader's own objects: what a chip sent becomes readable in the recorded
     order once the reader has written what came before it and, where the recording shows the
     reader waiting, once it waits here too (asyncio's device wait, the `wait` hook below); a
-    wait with nothing recorded to end it ends at its own deadline (the clock jumps there).
+    wait with nothing recorded to end it ends at its own deadline (the clock jumps there, and
+    the jump is not counted). The reader runs on the board's own clock, as on the device.
     Writes and pin changes are checked against the recording (every byte while `verify`,
     else the kind and length). No wire time passes: the bench adds the modelled times."""
 
@@ -44,7 +45,8 @@ class _Tape:
         self.n = n
         self.h = 0
         self.verify = True
-        self.clock = _TapeClock()
+        self.clock = board.clock
+        self.skipped_us = 0  # time the replay jumped over (deadlines), taken out of the count
         self.waits = self.extra = self.missed = 0
 
     def _skip(self):
@@ -126,51 +128,39 @@ class _Tape:
                 return real(dt)
             real(0)
             if core._task_queue.peek() is None:
-                tape.clock.jump(q.map)
+                tape.jump(q.map)
                 real(0)
 
         q.wait_io_event = wait
+
+    ticks_us = staticmethod(time.ticks_us)  # the tap's timer (faretap.tap): the count
+    ticks_diff = staticmethod(time.ticks_diff)
+
+    def jump(self, waiting):
+        """No wait recorded ends here: on to the first deadline. The board's clock is the
+        device's (C ticks); on QEMU its ticks count instructions, so the jump is a busy sleep
+        whose ticks are kept in skipped_us and taken back out of the count; the emulated
+        board's clock jumps by itself (`advance`)."""
+        c = self.clock
+        now = c.ticks_us()
+        best = -1
+        for k in waiting:
+            d = c.ticks_diff(waiting[k][2].due, now)
+            if best < 0 or d < best:
+                best = d if d > 0 else 0
+        t0 = time.ticks_us()
+        if hasattr(c, "advance"):
+            c.advance(best + 1)
+        else:
+            end = c.ticks_add(now, best + 1)
+            while c.ticks_diff(end, c.ticks_us()) > 0:  # (sleep_us may come back early)
+                time.sleep_us(c.ticks_diff(end, c.ticks_us()))
+        self.skipped_us = time.ticks_add(self.skipped_us, time.ticks_diff(time.ticks_us(), t0))
 
     def uninstall(self):
         import asyncio.core as core
 
         core._io_queue.wait_io_event = self._real
-
-
-class _TapeClock:
-    """The fare path's clock during a replay: the instruction-counted ticks, pushed on over
-    waits that end at a deadline; the RTC at the recorded second."""
-
-    ticks_diff = staticmethod(time.ticks_diff)
-    ticks_add = staticmethod(time.ticks_add)
-
-    def __init__(self):
-        self.off = 0
-        self.now = None
-
-    def ticks_us(self):
-        return time.ticks_add(time.ticks_us(), self.off)
-
-    def ticks_ms(self):
-        return time.ticks_add(time.ticks_ms(), self.off // 1000)
-
-    def time(self):
-        return self.now
-
-    def set_time(self, t):
-        self.now = t
-
-    def sleep_ms(self, ms):
-        self.off += ms * 1000
-
-    def jump(self, waiting):
-        now = self.ticks_us()
-        best = -1
-        for k in waiting:
-            d = time.ticks_diff(waiting[k][2].due, now)
-            if best < 0 or d < best:
-                best = d if d > 0 else 0
-        self.off += best + 1
 
 
 class _TapePort:
@@ -249,7 +239,7 @@ def session(items, pre, name, counts, low):
     if hasattr(board.flash, "erase_range"):  # each session on a blank journal
         info = P.find(P.TYPE_DATA, label="journal")[0].info()
         board.flash.erase_range(info[2], info[3])
-    lb = faretap.LaneBoard(board, tape.clock, (_TapePort(tape, 0), _TapePin(None)),
+    lb = faretap.LaneBoard(board, board.clock, (_TapePort(tape, 0), _TapePin(None)),
                            (_TapePort(tape, 1), _TapePin(tape), _TapePin(tape), hz, bool(echo)))
     a, nfc, t = faretap.build(lb, cfg, tbl)
     out = []
@@ -259,14 +249,15 @@ def session(items, pre, name, counts, low):
             raise ValueError("replay: no PSAM")
         n = len(nows) // 4
         for i in range(n):
-            tape.clock.now = struct.unpack_from("<I", nows, 4 * i)[0]
+            board.clock.set_time(struct.unpack_from("<I", nows, 4 * i)[0])
             tape.verify = not i
             gc.collect()
             low[0] = min(low[0], gc.mem_free())
             w0, e0, m0 = tape.waits, tape.extra, tape.missed
             c0 = counts()
             f0 = gc.mem_free()
-            us, _ = await faretap.tap(a, nfc, time)
+            el, jumped = await faretap.tap(a, nfc, tape)
+            us = el - jumped
             f1 = gc.mem_free()
             c1 = counts()
             if i:
