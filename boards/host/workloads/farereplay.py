@@ -209,7 +209,7 @@ class _NoCheck:
         pass
 
 
-def session(items, pre, name, counts, low):
+def session(items, pre, name, counts, low, align):
     """One recorded fare session (farerec) replayed through faretap, as the emulated reader
     ran it: PSAM activation, PN532 init, then the taps; the first replayed checking each byte
     the reader writes (and warming its buffers and caches), the others counted (each on a heap
@@ -253,6 +253,7 @@ def session(items, pre, name, counts, low):
             tape.verify = not i
             gc.collect()
             low[0] = min(low[0], gc.mem_free())
+            align()  # activation waited on timers: the tick's phase is the host's until here
             w0, e0, m0 = tape.waits, tape.extra, tape.missed
             c0 = counts()
             f0 = gc.mem_free()

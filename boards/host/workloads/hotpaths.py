@@ -58,6 +58,16 @@ def _counts():
 _low = [1 << 20]
 
 
+def align():
+    """Wait for the next ms tick: the counts that follow meet the 1 ms timer interrupt (and
+    every ms-granular timeout and RTC second) at the same instructions on every run, wherever
+    the tick stood when the program began (QEMU's clock runs in real time while the guest
+    idles, e.g. waiting for the script on its serial line, and on a loaded host that varies)."""
+    t = time.ticks_ms()
+    while time.ticks_ms() == t:
+        pass
+
+
 def measure(name, reps, fn):
     """Run fn(i) reps times after a collection; print the totals."""
     gc.collect()
@@ -136,7 +146,7 @@ def fare_taps(items=None):
     items = _input() if items is None else items
     for pre, name in (("fe", "fare_entry"), ("fx", "fare_exit")):
         if pre + ".rec" in items:
-            farereplay.session(items, pre, name, _counts, _low)
+            farereplay.session(items, pre, name, _counts, _low, align)
 
 
 class _Pin:
@@ -246,6 +256,7 @@ def run():
     items = _input()
     now = struct.unpack_from("<I", items["now"], 0)[0]
     clock = board.clock
+    align()
     clock.set_time(now)
     P = board.Partition
     if hasattr(board.flash, "erase_range"):  # RAM starts as zeros: blank the flash once
