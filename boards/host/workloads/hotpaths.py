@@ -61,8 +61,8 @@ _low = [1 << 20]
 def align():
     """Wait for the next ms tick: the counts that follow meet the 1 ms timer interrupt (and
     every ms-granular timeout and RTC second) at the same instructions on every run, wherever
-    the tick stood when the program began (QEMU's clock runs in real time while the guest
-    idles, e.g. waiting for the script on its serial line, and on a loaded host that varies)."""
+    the tick stood when the program began (how long the guest idled waiting for the script on
+    its serial line, or on an asyncio timer, follows the host's I/O timing)."""
     t = time.ticks_ms()
     while time.ticks_ms() == t:
         pass
