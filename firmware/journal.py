@@ -16,6 +16,15 @@ erased.
 Every sector header also carries the journal's epoch, a random number drawn when a blank
 journal opens its first sector: sequences restart at 1 only in a new journal, so the server
 keys records by (reader, epoch, seq) and an erased journal never collides with its past.
+
+Migration (docs/ota.md): the previous app used every sector but the cursor's two for records
+(no torn-purchase log) and wrote 0xFF in header bytes 16..23. This app writes there the
+layout's first sector sequence and its position: sectors from that sequence on are placed by
+(sseq - first + position) % N, older ones (0xFF there, a CRC'd fact, never a guess) by sseq %
+(total - 2) as before. An app-only update onto such a journal keeps its epoch, sequences and
+cursor: the next sector opened is the first of the new layout (right after the old head, so
+the ring stays in order), and the old sectors in the torn log's two are erased once the server
+holds every record in them; until then `torn_area` is None and purchases wait (ticketing.py).
 """
 
 import os
@@ -151,7 +160,9 @@ class Journal:
             raise JournalError(22, "bad sector count")
         self._p = part
         self._cur0 = total - _CURSOR_SECTORS
-        self.torn_area = (part, room)  # (partition, first block) of the torn-purchase log
+        self._nold = total - _CURSOR_SECTORS  # the previous app's record sectors
+        self._room = room
+        self.torn_area = None  # (partition, first block) of the torn log, once it is free
         self._rec = bytearray(REC)
         self._hdr = bytearray(REC)
         self._ent = bytearray(_ENTRY)
@@ -184,33 +195,56 @@ class Journal:
                 or m == MAGIC_PSAM) and crc_ok(
             r, 0, 28)
 
+    def _pos(self, ss):
+        """Where sector sequence ss lives: this layout from its first sector on, the previous
+        app's before it."""
+        if ss >= self._s0:
+            return (ss - self._s0 + self._q0) % self.sectors
+        return ss % self._nold
+
     def _mount(self):
         self._load_cursor()
-        head = None
-        tail = None
-        for pos in range(self.sectors):
-            h = self._header(pos)
-            if h is None or h[0] % self.sectors != pos:
+        n = self.sectors
+        nold = self._nold
+        h = self._hdr
+        new = old = s0 = q0 = 0
+        held = False
+        for pos in range(nold):
+            x = self._header(pos)
+            if x is None:
                 continue
-            if head is None or h[0] > head[0]:
-                head = h
-            if tail is None or h[0] < tail:
-                tail = h[0]
+            ss = x[0]
+            if _blank(h, 16, 4):  # the previous app's layout
+                if ss % nold == pos:
+                    old = ss if ss > old else old
+                    held = held or pos >= n
+            elif pos < n and ss > new and ss >= _get32(h, 16) and (
+                    ss - _get32(h, 16) + _get32(h, 20)) % n == pos:
+                new, s0, q0 = ss, _get32(h, 16), _get32(h, 20)
         self.spare_ready = False
-        if head is None:
+        self._point = True  # this layout's first sector is in flash (or the journal is blank)
+        self.torn_area = None if held else (self._p, self._room)
+        if new:
+            self._s0, self._q0 = s0, q0
+        elif old:  # the next sector opened is the first of this layout, after the old head
+            self._point = False
+            self._s0 = old + 1
+            q = old % nold + 1
+            self._q0 = q if q < n else 0
+        else:
             # blank journal: the first append opens sector sseq 1 (and draws the epoch)
+            self._s0 = self._q0 = 1
             self.epoch = 0
             self.head = 0
+            self._hpos = 0
             self.tail = 1
             self._first = 1
             self._slot = SLOTS
             self.next_seq = self.acked + 1
             return
-        self.head, self._first = head
-        self.tail = tail
-        pos = self.head % self.sectors
-        self._header(pos)
-        h = self._hdr
+        self.head = head = new or old
+        self._hpos = pos = self._pos(head)
+        self._first = self._header(pos)[1]
         self.epoch = _LEGACY if h[15] == 0xFF else _get32(h, 12)
         lo, hi = 1, SLOTS  # first blank slot: slots before it were programmed in order
         while lo < hi:
@@ -219,7 +253,7 @@ class Journal:
                 hi = mid
             else:
                 lo = mid + 1
-        self._slot = lo
+        self._slot = lo if self._point else SLOTS
         self.next_seq = self._first
         s = lo - 1
         while s >= 1:
@@ -229,6 +263,13 @@ class Journal:
             s -= 1
         if self.acked >= self.next_seq:
             self.acked = self.next_seq - 1
+        t = head  # the ring: every sector from the tail to the head in flash, in order
+        while t > 1 and head - t < nold:
+            x = self._header(self._pos(t - 1))
+            if x is None or x[0] != t - 1:
+                break
+            t -= 1
+        self.tail = t
 
     def _load_cursor(self):
         best = 0
@@ -254,21 +295,51 @@ class Journal:
     # -- appending ---------------------------------------------------------------------------
     def prepare(self):
         """Idle-time work: have the next sector erased before the head sector fills, so an
-        append is a single program. Returns False when the journal is full."""
+        append is a single program; and the migration's steps (docs/ota.md). Returns False
+        when the journal is full."""
+        if not self._point:
+            if not self._spare():
+                return False
+            self._open_sector()  # the first sector of this layout, after the old head
+        if self.torn_area is None:
+            self._release()
+        return self._spare()
+
+    def _release(self):
+        """The previous layout's sectors outside this one's record area (the torn log's two)
+        are erased once every record in them is acknowledged: all older ones are then too."""
+        nold = self._nold
+        for pos in range(self.sectors, nold):
+            x = self._header(pos)
+            if x is None or not _blank(self._hdr, 16, 4) or x[0] % nold != pos:
+                continue
+            ss = x[0]
+            if ss >= self.tail:
+                # its successor (ss < head) gives its last record; gone: erased when dead
+                h2 = self._header(self._pos(ss + 1))
+                if h2 is not None and h2[0] == ss + 1 and h2[1] - 1 > self.acked:
+                    return
+                self.tail = ss + 1
+            self._p.ioctl(6, pos)
+        self.torn_area = (self._p, self._room)
+
+    def _spare(self):
         if self.spare_ready:
             return True
         nxt = self.head + 1
-        pos = nxt % self.sectors
+        pos = self._pos(nxt)
         h = self._header(pos)
         if h is not None and h[0] < nxt:
-            # the victim is the oldest sector: recycle it only when all of it is acknowledged
-            h2 = self._header((h[0] + 1) % self.sectors)
-            last = h2[1] - 1 if h2 is not None else self.next_seq - 1
-            if last > self.acked:
-                self.full = True
-                return False
+            if h[0] >= self.tail:
+                # the victim is the oldest sector: recycle it only when all of it is
+                # acknowledged (below the tail: an older layout's, already acknowledged)
+                h2 = self._header(self._pos(h[0] + 1))
+                last = h2[1] - 1 if h2 is not None else self.next_seq - 1
+                if last > self.acked:
+                    self.full = True
+                    return False
+                self.tail = h[0] + 1
             self._p.ioctl(6, pos)
-            self.tail = h[0] + 1
         elif not self._sector_blank(pos):
             self._p.ioctl(6, pos)
         self.full = False
@@ -284,7 +355,7 @@ class Journal:
         return True
 
     def _open_sector(self):
-        if not self.prepare():
+        if not self._spare():
             raise JournalFull()
         nxt = self.head + 1
         h = self._hdr
@@ -296,11 +367,16 @@ class Journal:
         _put32(h, 4, nxt)
         _put32(h, 8, self.next_seq)
         _put32(h, 12, self.epoch)
+        _put32(h, 16, self._s0)  # the layout (docs/reader.md)
+        _put32(h, 20, self._q0)
         crc_put(h, 0, 28)
-        self._p.writeblocks(nxt % self.sectors, h, 0)
+        pos = self._pos(nxt)
+        self._p.writeblocks(pos, h, 0)
+        self._point = True
         if self.head == 0:
             self.tail = nxt
         self.head = nxt
+        self._hpos = pos
         self._first = self.next_seq
         self._slot = 1
         self.spare_ready = False
@@ -352,7 +428,7 @@ class Journal:
         crc_put(r, 0, 28)
         slot = self._slot
         self._slot = slot + 1  # a failed program still spends the slot (it is not blank)
-        self._p.writeblocks(self.head % self.sectors, r, slot * REC)
+        self._p.writeblocks(self._hpos, r, slot * REC)
         self.next_seq = seq + 1
         return seq
 
@@ -391,7 +467,7 @@ class Journal:
         lo, hi = self.tail, self.head
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            h = self._header(mid % self.sectors)
+            h = self._header(self._pos(mid))
             if h is not None and h[1] <= seq:
                 lo = mid
             else:
@@ -406,7 +482,7 @@ class Journal:
             return out
         ss = self._find(start)
         while ss <= self.head and len(out) < max_records:
-            pos = ss % self.sectors
+            pos = self._pos(ss)
             h = self._header(pos)
             if h is not None and h[0] == ss:
                 end = self._slot if ss == self.head else SLOTS

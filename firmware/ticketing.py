@@ -317,8 +317,9 @@ class Ticketing:
     async def run(self):
         """Bring back the torn debits of the last boot; keep the PSAM activated (a failed one
         is tried again every 5 s); erase the torn log's next sector ahead of time."""
-        self.restore()
         while True:
+            if self.tlog is None:
+                self.restore()
             if not self.ready and not await self.activate():
                 await asyncio.sleep_ms(_RETRY_MS)
                 continue
@@ -331,6 +332,8 @@ class Ticketing:
         time, for a whole window from now). One entry at a time into one scratch slot: no
         heap left behind between the app's long-lived objects."""
         j = self.app.journal
+        if j.torn_area is None:  # still the journal's after an update (docs/ota.md)
+            return
         tl = self.tlog = TornLog(*j.torn_area)
         now = self.clock.time()
         mono = self._mono()
@@ -424,7 +427,7 @@ class Ticketing:
 
     async def _purchase(self, cred):
         p = self.p
-        if not self.ready:
+        if not self.ready or self.tlog is None:  # no torn log yet: no debit (docs/ota.md)
             return self._verdict(cred, R.MANUAL, R.SAM_FAULT)
         now = self.clock.time()
         if now is None:
