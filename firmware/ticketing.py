@@ -335,6 +335,7 @@ class Ticketing:
         if j.torn_area is None:  # still the journal's after an update (docs/ota.md)
             return
         tl = self.tlog = TornLog(*j.torn_area)
+        log.info("torn", "log ready entries=%d", tl.n - 1)
         now = self.clock.time()
         mono = self._mono()
         for i in range(2 * PER):

@@ -29,13 +29,15 @@ def purchases(records):
         if r[0] != 0x50:
             continue
         b = by_seq.get(s + 1)
-        if b is None or b[0] != 0x51 or psam is None:
+        old = b is not None and b[0] == 0x51 and b[3] == 0xFF  # its terminal in it (0x51)
+        if b is None or b[0] != 0x51 or (psam is None and not old):
             out.append({"seq": s, "incomplete": True})
             continue
         p = srv.decode(b)
         p.update(srv.decode(r))
-        p["terminal"] = psam["terminal"]
-        p["utc_offset_min"] = psam["utc_offset_min"]
+        if not old:
+            p["terminal"] = psam["terminal"]
+            p["utc_offset_min"] = psam["utc_offset_min"]
         for k in ("serial", "ttn", "tac", "terminal"):
             p[k] = bytes.fromhex(p[k])
         p["type"] = 0x09 if p["flags"] & F_CAPP else 0x06

@@ -37,13 +37,18 @@ def _purchase(raw):
 
 def _purchase2(raw):
     """Its second half (0x51, the next sequence number), which carries the tap's verdict
-    when it is the tap's last purchase (verdict 0: an earlier one, e.g. a recovered debit)."""
+    when it is the tap's last purchase (verdict 0: an earlier one, e.g. a recovered debit).
+    Byte 3 0xFF: written by the app before the PSAM record (a journal migrated by an update,
+    docs/ota.md), with the terminal number at 8 and the tap's verdict in a 0x52 after it."""
     bal = int.from_bytes(raw[17:20], "little")
     key, ms = struct.unpack_from("<IH", raw, 8)
-    return {"seq": seq(raw), "card_type": raw[1], "kind": raw[2],
-            "verdict": _name(VERDICTS, raw[3] & 15) if raw[3] & 15 else None,
-            "mode": _name(MODES, raw[3] >> 4), "key": key, "ms": ms,
-            "reason": _name(reason_names(), raw[26]),
+    if raw[3] == 0xFF:
+        tap = {"verdict": None, "terminal": raw[8:14].hex()}
+    else:
+        tap = {"verdict": _name(VERDICTS, raw[3] & 15) if raw[3] & 15 else None,
+               "mode": _name(MODES, raw[3] >> 4), "key": key, "ms": ms,
+               "reason": _name(reason_names(), raw[26])}
+    return {"seq": seq(raw), "card_type": raw[1], "kind": raw[2], **tap,
             "amount": int.from_bytes(raw[14:17], "little"),
             "balance_after": bal - (1 << 24) if bal & 0x800000 else bal,
             "counter": int.from_bytes(raw[20:22], "little"),

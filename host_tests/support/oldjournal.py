@@ -21,15 +21,17 @@ def verdict(i):
 
 
 class OldJournal:
-    def __init__(self, part, epoch=0x1234567):
+    def __init__(self, part, epoch=0x1234567, head=0, seq=1):
+        """head, seq: a journal that has run a while (its sectors up to sseq `head` already
+        recycled and blank), so a test reaches a full partition's last sectors quickly."""
         total = part.ioctl(4, 0)
         self.p = part
         self.n = total - 2
         self.cur0 = total - 2
         self.epoch = epoch
-        self.head = 0
+        self.head = head
         self.slot = SLOTS
-        self.seq = 1
+        self.seq = seq
         self.first = {}  # sseq -> its first record's seq
         self.acked = 0
         self.wp = [0, 0]
