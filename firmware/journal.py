@@ -8,7 +8,7 @@ Layout (see docs/reader.md): record sectors 0..N-1 used round-robin by a sector 
 (position = sseq % N), each with a 32-byte header (magic, sseq, first record seq, CRC) and 127
 record slots; the last two sectors of the partition hold the upload cursor as a ping-pong log
 of (acked seq, ~acked seq) pairs, and the two before them the torn-purchase log
-(firmware/tornlog.py), which the journal never touches. Boot finds the head from the sector
+(firmware/tornlog.py), which the journal never writes. Boot finds the head from the sector
 headers and the write slot by binary search (slots fill in order); every record carries its
 sequence and a CRC-32. A sector still holding records the server has not acknowledged is never
 erased.
@@ -208,6 +208,7 @@ class Journal:
         nold = self._nold
         h = self._hdr
         new = old = s0 = q0 = 0
+        low = 0x3FFFFFFF
         held = False
         for pos in range(nold):
             x = self._header(pos)
@@ -215,12 +216,16 @@ class Journal:
                 continue
             ss = x[0]
             if _blank(h, 16, 4):  # the previous app's layout
-                if ss % nold == pos:
-                    old = ss if ss > old else old
-                    held = held or pos >= n
-            elif pos < n and ss > new and ss >= _get32(h, 16) and (
-                    ss - _get32(h, 16) + _get32(h, 20)) % n == pos:
+                if ss % nold != pos:
+                    continue
+                old = ss if ss > old else old
+                held = held or pos >= n
+            elif pos >= n or ss < _get32(h, 16) or (
+                    ss - _get32(h, 16) + _get32(h, 20)) % n != pos:
+                continue
+            elif ss > new:
                 new, s0, q0 = ss, _get32(h, 16), _get32(h, 20)
+            low = ss if ss < low else low
         self.spare_ready = False
         self._point = True  # this layout's first sector is in flash (or the journal is blank)
         self.torn_area = None if held else (self._p, self._room)
@@ -263,13 +268,7 @@ class Journal:
             s -= 1
         if self.acked >= self.next_seq:
             self.acked = self.next_seq - 1
-        t = head  # the ring: every sector from the tail to the head in flash, in order
-        while t > 1 and head - t < nold:
-            x = self._header(self._pos(t - 1))
-            if x is None or x[0] != t - 1:
-                break
-            t -= 1
-        self.tail = t
+        self.tail = low
 
     def _load_cursor(self):
         best = 0
@@ -313,13 +312,10 @@ class Journal:
             x = self._header(pos)
             if x is None or not _blank(self._hdr, 16, 4) or x[0] % nold != pos:
                 continue
-            ss = x[0]
-            if ss >= self.tail:
-                # its successor (ss < head) gives its last record; gone: erased when dead
-                h2 = self._header(self._pos(ss + 1))
-                if h2 is not None and h2[0] == ss + 1 and h2[1] - 1 > self.acked:
-                    return
-                self.tail = ss + 1
+            # its successor (ss < head) gives its last record; gone: erased, acknowledged
+            h2 = self._header(self._pos(x[0] + 1))
+            if h2 is not None and h2[0] == x[0] + 1 and h2[1] - 1 > self.acked:
+                return
             self._p.ioctl(6, pos)
         self.torn_area = (self._p, self._room)
 
@@ -330,16 +326,15 @@ class Journal:
         pos = self._pos(nxt)
         h = self._header(pos)
         if h is not None and h[0] < nxt:
-            if h[0] >= self.tail:
-                # the victim is the oldest sector: recycle it only when all of it is
-                # acknowledged (below the tail: an older layout's, already acknowledged)
-                h2 = self._header(self._pos(h[0] + 1))
-                last = h2[1] - 1 if h2 is not None else self.next_seq - 1
-                if last > self.acked:
-                    self.full = True
-                    return False
-                self.tail = h[0] + 1
+            # the victim is the oldest sector: recycle it only when all of it is acknowledged
+            # (its successor gone: released by the migration, so acknowledged, and so is it)
+            v = h[0]
+            h2 = self._header(self._pos(v + 1))
+            if h2 is not None and h2[0] == v + 1 and h2[1] - 1 > self.acked:
+                self.full = True
+                return False
             self._p.ioctl(6, pos)
+            self.tail = v + 1
         elif not self._sector_blank(pos):
             self._p.ioctl(6, pos)
         self.full = False
@@ -467,9 +462,13 @@ class Journal:
         lo, hi = self.tail, self.head
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            h = self._header(self._pos(mid))
-            if h is not None and h[1] <= seq:
-                lo = mid
+            m = mid  # the first sector in flash from mid on (the migration may leave a gap)
+            h = self._header(self._pos(m))
+            while (h is None or h[0] != m) and m < hi:
+                m += 1
+                h = self._header(self._pos(m))
+            if h is not None and h[0] == m and h[1] <= seq:
+                lo = m
             else:
                 hi = mid - 1
         return lo
