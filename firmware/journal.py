@@ -160,7 +160,8 @@ class Journal:
             raise JournalError(22, "bad sector count")
         self._p = part
         self._cur0 = total - _CURSOR_SECTORS
-        self._nold = total - _CURSOR_SECTORS  # the previous app's record sectors
+        # the previous app's record sectors (a test's own sector count: no previous layout)
+        self._nold = total - _CURSOR_SECTORS if sectors is None else n
         self._room = room
         self.torn_area = None  # (partition, first block) of the torn log, once it is free
         self._rec = bytearray(REC)
