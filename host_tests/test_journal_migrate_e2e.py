@@ -9,7 +9,7 @@ station server once it is up, then charges with the torn log. The server holds e
 once, under the old journal's epoch and sequence numbers, the old ones byte for byte."""
 
 from conftest import ROOT, run_mp
-from station_kit import free_port
+from station_kit import held_port  # noqa: F401  (fixture)
 
 from flashtool.fares import records
 from flashtool.fares.lane import Lane, list_key
@@ -48,7 +48,7 @@ print("OLD", o.head, o.seq - 1)
 """
 
 
-def test_previous_layout_migrates_and_uploads_every_record_once(tmp_path):
+def test_previous_layout_migrates_and_uploads_every_record_once(tmp_path, held_port):  # noqa: F811
     keys = tmp_path / "keys"
     keygen(keys, "app")
     list_key(keys)
@@ -57,7 +57,7 @@ def test_previous_layout_migrates_and_uploads_every_record_once(tmp_path):
     sign_index(pub, 1, keys / "app.pem")
     data = tmp_path / "station"
     kid, key, _ = reader_keys.issue(data / "readers.json", "F1")
-    port = free_port()
+    port = held_port  # nobody else takes it while the reader tries it and the server is down
     issuer = pboc.IssuerKeys.from_seed("migrate")
     lane = Lane(tmp_path / "lane", 104, "exit", issuer, keys, accelerated=False,
                 cfg={"sync_url": "http://127.0.0.1:%d" % port, "sync_period_s": 5,
