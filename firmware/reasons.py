@@ -54,6 +54,7 @@ EXIT_DONE = const(36)  # exit: this card already exited here moments ago
 PENALTY = const(37)  # exit without an entry record: penalty fare charged
 NO_FARES = const(38)  # no valid fare table
 SAM_FAULT = const(39)  # the PSAM is missing or not answering
+TORN_LOG_WAIT = const(40)  # after an update: the torn log's sectors still hold unsent records
 
 VERDICT_NAMES = ("-", "PASS", "DENY", "MANUAL", "EVENT")
 
@@ -67,7 +68,8 @@ _NAMES = (
     "CODE_UNKNOWN_KEY CODE_REVOKED CODE_EXPIRED CODE_NOT_YET_VALID "
     "CODE_STALE CODE_REPLAYED NO_TIME LIST_STALE NO_LIST JOURNAL_FULL "
     "MODE_CHANGE READER_FAULT LOW_BALANCE NOT_GENUINE MAC1_REFUSED NO_PURSE "
-    "COUNTER_BACK PURSE_FORMAT TORN ENTRY_OPEN EXIT_DONE PENALTY NO_FARES SAM_FAULT"
+    "COUNTER_BACK PURSE_FORMAT TORN ENTRY_OPEN EXIT_DONE PENALTY NO_FARES SAM_FAULT "
+    "TORN_LOG_WAIT"
 )
 _ZH = (
     "请通行|紧急放行|暂停服务|张数过多|读卡失败，请重刷|"
@@ -81,7 +83,7 @@ _ZH = (
     "非本系统卡|卡片异常，请到人工|读卡失败，请重刷|"
     "交易未完成，请重新刷卡|上次未出站，请到人工|已出站，请到人工|"
     "无进站记录，已扣罚金|票价表未加载，请人工核验|"
-    "PSAM故障，请人工核验"
+    "PSAM故障，请人工核验|设备升级中，请人工核验"
 )
 _EN = (
     "Please pass|Emergency release - gate open|Out of service|"
@@ -100,7 +102,7 @@ _EN = (
     "Card answer not valid - tap again|Purchase not finished - tap again|"
     "No exit recorded - see staff|Already exited here - see staff|"
     "No entry recorded - penalty fare charged|No fare table - manual check|"
-    "PSAM fault - manual check"
+    "PSAM fault - manual check|Reader updating - manual check"
 )
 
 # Ride-code refusals (lib/ridecode result names) and the reason each maps to.

@@ -18,7 +18,7 @@ The PSAM gives MAC1 and checks MAC2; the card's TAC goes into the journal (two 3
 records, the second carrying the tap's verdict), for the back office. Refusals: LOW_BALANCE (9401),
 NO_PURSE (the card does not know the purchase), PURSE_FORMAT (garbage), MAC1_REFUSED (the card
 refused the PSAM's MAC1), NOT_GENUINE (the PSAM refused the card's MAC2), COUNTER_BACK (the
-card's counter is below one seen before), ENTRY_OPEN, NO_FARES, SAM_FAULT, NO_TIME.
+card's counter is below one seen before), ENTRY_OPEN, NO_FARES, SAM_FAULT, TORN_LOG_WAIT, NO_TIME.
 
 Tearing: a card that leaves after the DEBIT was sent may or may not have paid. The reader keeps
 what it sent (`torn_window_s`, 4 slots), in flash before the DEBIT goes out (firmware/tornlog.py:
@@ -428,8 +428,10 @@ class Ticketing:
 
     async def _purchase(self, cred):
         p = self.p
-        if not self.ready or self.tlog is None:  # no torn log yet: no debit (docs/ota.md)
+        if not self.ready:
             return self._verdict(cred, R.MANUAL, R.SAM_FAULT)
+        if self.tlog is None:  # no torn log yet after an update: no debit (docs/ota.md)
+            return self._verdict(cred, R.MANUAL, R.TORN_LOG_WAIT)
         now = self.clock.time()
         if now is None:
             return self._verdict(cred, R.MANUAL, R.NO_TIME)

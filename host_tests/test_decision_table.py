@@ -245,10 +245,10 @@ def test_every_reason_is_driven_by_a_case():
     names = set()
     while reasons.name(len(names)) != "R%d" % len(names):
         names.add(reasons.name(len(names)))
-    assert len(names) == reasons.SAM_FAULT + 1
+    assert len(names) == reasons.TORN_LOG_WAIT + 1
     # the app's own (test_reader_e2e) and the fare path's (test_ticketing_*)
     tap_reasons = names - {"JOURNAL_FULL", "MODE_CHANGE", "READER_FAULT"} - {
-        reasons.name(r) for r in range(reasons.LOW_BALANCE, reasons.SAM_FAULT + 1)}
+        reasons.name(r) for r in range(reasons.LOW_BALANCE, reasons.TORN_LOG_WAIT + 1)}
     assert tap_reasons <= reached  # the app's own: test_reader_e2e
 
 

@@ -4,8 +4,8 @@ this app as an app-only update: the flash keeps its journal, written here by
 host_tests/support/oldjournal.py with its last three sectors in the two the torn log takes and
 the one after the wrap, most of it not yet uploaded. The new app boots on it (the shipped
 `main`), decides taps all along, refuses to charge a card while the torn log's sectors still
-hold records the server lacks (MANUAL SAM_FAULT, the card untouched), uploads the backlog to the
-station server once it is up, then charges with the torn log. The server holds every record
+hold records the server lacks (MANUAL TORN_LOG_WAIT, the card untouched), uploads the backlog
+to the station server once it is up, then charges with the torn log. The server holds every record
 once, under the old journal's epoch and sequence numbers, the old ones byte for byte."""
 
 from conftest import ROOT, run_mp
@@ -85,7 +85,7 @@ def test_previous_layout_migrates_and_uploads_every_record_once(tmp_path, held_p
         assert int(ready.split(" backlog=")[1].split()[0]) >= last_old - ACKED, ready
         # the server is down: the torn log's sectors still hold records it lacks
         got = lane.tap(c)
-        assert (got["verdict"], got["reason"]) == ("MANUAL", "SAM_FAULT"), got
+        assert (got["verdict"], got["reason"]) == ("MANUAL", "TORN_LOG_WAIT"), got
         assert c.purse.balance == balance and c.purse.counter == 1  # no debit
         lane.wait_idle()
         srv.start()

@@ -454,7 +454,8 @@ print("END", reasons.name(i))
     assert "END R%d" % len(rows) in out
     driven = {r for r, _, s in STEPS_ALL_REASONS if "tap" in s} | {x[2] for x in LIST_STATES}
     # JOURNAL_FULL: test_journal_full_*; MODE_CHANGE: the EVENT records checked above; the
-    # fare path's reasons (LOW_BALANCE .. SAM_FAULT): test_ticketing_*
-    fare = set(rows[i][1] for i in range(28, 40))
-    assert fare == {"LOW_BALANCE", "SAM_FAULT"} | fare and len(fare) == 12
+    # fare path's reasons (LOW_BALANCE .. TORN_LOG_WAIT): test_ticketing_*, and
+    # test_journal_migrate_e2e for TORN_LOG_WAIT
+    fare = set(rows[i][1] for i in range(28, 41))
+    assert fare == {"LOW_BALANCE", "SAM_FAULT", "TORN_LOG_WAIT"} | fare and len(fare) == 13
     assert names - driven - fare == {"JOURNAL_FULL", "MODE_CHANGE"}
