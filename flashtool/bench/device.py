@@ -217,8 +217,8 @@ def run_qemu(elf, code, blob=b""):
     """Boot the QEMU firmware, run `code` at its raw REPL, return the output lines. Every
     executed instruction is one ns of the guest's clock (-icount shift=0; sleep=off: the clock
     never follows the host's, even while the guest idles), so ticks_us x 1000 counts
-    instructions, the same on every run to 0.1 % (the µs tick, the 1 ms timer interrupt, and
-    on a loaded host a few µs in a hundred thousand that still follow host I/O timing)."""
+    instructions, the same on every run to 0.5 % (the µs tick, the 1 ms timer interrupt, and
+    on a loaded host up to 0.14 % seen, from events that still follow host I/O timing)."""
     with tempfile.TemporaryDirectory(prefix="bench-device-") as tmp:
         cmd = ["qemu-system-arm", "-machine", "mps2-an385", "-nographic", "-monitor", "null",
                "-semihosting", "-bios", "none", "-icount", "shift=0,sleep=off", "-serial", "stdio",
@@ -365,7 +365,7 @@ def rows(q_hot, h_hot, ns_per_instr):
 
 
 def _sig(n):
-    """Three significant figures: what is the same on every run (see run_qemu)."""
+    """Three significant figures: about what is the same on every run (see run_qemu)."""
     return "{:,}".format(int(float("%.3g" % n)))
 
 
